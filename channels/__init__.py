@@ -1,0 +1,1 @@
+"""Channel adapters: each turns its inbound traffic into InboundMessage and delivers replies."""

@@ -1,0 +1,12 @@
+"""Which sender delivers on which channel."""
+
+from __future__ import annotations
+
+from channels.web.sender import WebSender
+from contactcenter.conns import Conns
+from contactcenter.domain.enums import Channel
+from contactcenter.domain.messages import Sender
+
+
+def build_senders(conns: Conns) -> dict[Channel, Sender]:
+    return {Channel.WEB: WebSender(conns)}

@@ -1,0 +1,1 @@
+"""The web chat channel: a JSON API for the site's chat widget and a WebSocket for replies."""

@@ -1,0 +1,184 @@
+"""The web chat API for customers: start a conversation, write, read, and listen for replies.
+
+No agent token here: a visitor token, signed with SECRET_KEY, scopes exactly one conversation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Annotated, Any
+
+from aiohttp import web
+from pydantic import Field
+
+from channels.web.sender import visitor_message
+from contactcenter.api.errors import ApiError
+from contactcenter.api.keys import CONNS, HUB
+from contactcenter.api.parsing import Body, CleanStr, bearer_token, check_text, path_id, read_json
+from contactcenter.api.realtime import CLOSE, HEARTBEAT_SECONDS, RESYNC, drain_incoming
+from contactcenter.domain.enums import Channel, IdentityKind
+from contactcenter.domain.identities import normalise_email, normalise_phone
+from contactcenter.domain.messages import Identity, InboundMessage
+from contactcenter.services import visitors
+from contactcenter.services.ingest import ingest
+from contactcenter.store import messages
+
+# a conversation's first message id is global, so it must be unguessable (a UUID will do):
+# a retry with it returns the conversation and its token
+StartMessageId = Annotated[str, Field(pattern=r"^[A-Za-z0-9._:-]{16,128}$")]
+MessageId = Annotated[str, Field(pattern=r"^[A-Za-z0-9._:-]{1,128}$")]
+HISTORY_LIMIT = 100
+
+
+class StartBody(Body):
+    text: CleanStr
+    client_message_id: StartMessageId
+    name: Annotated[CleanStr, Field(max_length=200)] | None = None
+    email: Annotated[CleanStr, Field(max_length=320)] | None = None
+    phone: Annotated[CleanStr, Field(max_length=40)] | None = None
+
+
+class MessageBody(Body):
+    text: CleanStr
+    client_message_id: MessageId
+
+
+def _identities(request: web.Request, body: StartBody) -> tuple[Identity, ...]:
+    found = [Identity(IdentityKind.WEB, uuid.uuid4().hex)]
+    if body.email:
+        found.append(Identity(IdentityKind.EMAIL, normalise_email(body.email)))
+    if body.phone:
+        region = request.app[CONNS].settings.default_phone_region
+        found.append(Identity(IdentityKind.PHONE, normalise_phone(body.phone, region)))
+    return tuple(found)
+
+
+async def start_conversation(request: web.Request) -> web.Response:
+    body = await read_json(request, StartBody)
+    conns = request.app[CONNS]
+    result = await ingest(
+        conns,
+        InboundMessage(
+            channel=Channel.WEB,
+            external_id=f"new:{body.client_message_id}",
+            text=check_text(request, body.text),
+            identities=_identities(request, body),
+            contact_name=(body.name or "").strip() or None,
+        ),
+    )
+    token = visitors.sign(conns.settings.secret, result.conversation_id, result.contact_id)
+    return web.json_response(
+        {
+            "conversation_id": result.conversation_id,
+            "visitor_token": token,
+            "message_id": result.message_id,
+        },
+        status=200 if result.duplicate else 201,
+    )
+
+
+def _visitor_conversation(request: web.Request, *, allow_query: bool = False) -> int:
+    """The conversation of the path, if the visitor token is for exactly that one."""
+    conversation_id = path_id(request)
+    token = bearer_token(request, allow_query=allow_query)
+    if token is None:
+        raise ApiError(401, "missing_token", "send the visitor token: Authorization: Bearer ...")
+    settings = request.app[CONNS].settings
+    try:
+        visitors.verify(settings.secret, token, conversation_id, settings.visitor_token_ttl_seconds)
+    except visitors.VisitorTokenError as error:
+        if error.code == "token_scope_mismatch":
+            raise ApiError(403, "forbidden", "this token is for another conversation") from None
+        raise ApiError(401, error.code, "the visitor token is not valid") from None
+    return conversation_id
+
+
+async def post_message(request: web.Request) -> web.Response:
+    conversation_id = _visitor_conversation(request)
+    body = await read_json(request, MessageBody)
+    result = await ingest(
+        request.app[CONNS],
+        InboundMessage(
+            channel=Channel.WEB,
+            external_id=f"{conversation_id}:{body.client_message_id}",
+            text=check_text(request, body.text),
+            identities=(),
+            conversation_id=conversation_id,
+        ),
+    )
+    return web.json_response(
+        {"conversation_id": conversation_id, "message_id": result.message_id},
+        status=200 if result.duplicate else 201,
+    )
+
+
+def _after_id(request: web.Request) -> int:
+    raw = request.query.get("after", "0")
+    if not raw.isdigit() or int(raw) >= 2**63:
+        raise ApiError(422, "invalid_query", "after must be a message id", {"field": "after"})
+    return int(raw)
+
+
+def _history_item(row: dict[str, Any]) -> dict[str, Any]:
+    return visitor_message(
+        id=row["id"],
+        direction=row["direction"],
+        text=row["body_text"],
+        created_at=row["created_at"],
+        author_name=row["author_name"],
+    )
+
+
+async def get_messages(request: web.Request) -> web.Response:
+    conversation_id = _visitor_conversation(request)
+    rows = await messages.customer_history(
+        request.app[CONNS].db, conversation_id, _after_id(request), HISTORY_LIMIT + 1
+    )
+    more = len(rows) > HISTORY_LIMIT
+    items = [_history_item(row) for row in rows[:HISTORY_LIMIT]]
+    return web.json_response(
+        {"items": items, "next_cursor": str(items[-1]["id"]) if more else None}
+    )
+
+
+async def replies_socket(request: web.Request) -> web.StreamResponse:
+    """Agent replies as they happen; ?after=<message id> first replays what came since."""
+    conversation_id = _visitor_conversation(request, allow_query=True)
+    last_id = _after_id(request)
+    conns = request.app[CONNS]
+    hub = request.app[HUB]
+    ws = web.WebSocketResponse(heartbeat=HEARTBEAT_SECONDS)
+    await ws.prepare(request)
+    # listen before reading the backlog, so nothing falls between the two
+    queue = hub.add_visitor(conversation_id)
+    reader = asyncio.create_task(drain_incoming(ws, queue))
+    try:
+        await queue.put(RESYNC)
+        while True:
+            event = await queue.get()
+            if event is CLOSE:
+                break
+            if event is RESYNC:
+                rows = await messages.customer_replies_after(conns.db, conversation_id, last_id)
+                replies = [_history_item(row) for row in rows]
+            else:
+                replies = [event["message"]] if event.get("type") == "message" else []
+            for reply in replies:
+                if reply["id"] > last_id:  # a reply seen in the replay is not sent twice
+                    await ws.send_json({"type": "message", "message": reply})
+                    last_id = reply["id"]
+    except (ConnectionResetError, RuntimeError):
+        pass  # the visitor went away mid-send
+    finally:
+        hub.remove_visitor(conversation_id, queue)
+        reader.cancel()
+        await ws.close()
+    return ws
+
+
+def setup_routes(app: web.Application) -> None:
+    app.router.add_post("/v1/web/conversations", start_conversation)
+    app.router.add_post("/v1/web/conversations/{id}/messages", post_message)
+    app.router.add_get("/v1/web/conversations/{id}/messages", get_messages)
+    app.router.add_get("/v1/web/conversations/{id}/ws", replies_socket)

@@ -1,0 +1,3 @@
+"""contactcenter: an omnichannel contact-center backend."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,59 @@
+"""The web process: create_app(settings) and its resources."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from channels.web import api as web_channel
+from contactcenter import db
+from contactcenter.api import inbox, ops, realtime
+from contactcenter.api.keys import CONNS, HUB, SETTINGS
+from contactcenter.api.middleware import error_envelope, request_context
+from contactcenter.api.realtime import RealtimeHub
+from contactcenter.clock import Clock, utc_now
+from contactcenter.conns import Conns, create_redis
+from contactcenter.settings import Settings
+
+
+def create_app(settings: Settings, *, clock: Clock = utc_now) -> web.Application:
+    settings.require("database_url", "redis_url", "secret_key")
+    app = web.Application(
+        client_max_size=settings.max_body_bytes,
+        middlewares=[request_context, error_envelope],
+    )
+    app[SETTINGS] = settings
+
+    async def resources(app: web.Application) -> AsyncIterator[None]:
+        pool = await db.create_pool(
+            settings.database, min_size=settings.db_pool_min, max_size=settings.db_pool_max
+        )
+        redis = await create_redis(settings.redis)
+        app[CONNS] = Conns(db=pool, redis=redis, settings=settings, clock=clock)
+        hub = RealtimeHub(redis)
+        app[HUB] = hub
+        hub_task = asyncio.create_task(hub.run(), name="realtime-hub")
+        try:
+            yield
+        finally:
+            hub.close_all()
+            hub_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await hub_task
+            await redis.aclose()
+            await pool.close()
+
+    async def close_sockets(app: web.Application) -> None:
+        # open WebSockets would otherwise hold the shutdown for its whole grace period
+        app[HUB].close_all()
+
+    app.cleanup_ctx.append(resources)
+    app.on_shutdown.append(close_sockets)
+    ops.setup_routes(app)
+    inbox.setup_routes(app)
+    realtime.setup_routes(app)
+    web_channel.setup_routes(app)
+    return app

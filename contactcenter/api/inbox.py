@@ -1,0 +1,145 @@
+"""The unified inbox for agents, supervisors and admins."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from aiohttp import web
+from pydantic import AwareDatetime
+
+from contactcenter.api.auth import require_agent
+from contactcenter.api.errors import ApiError
+from contactcenter.api.keys import CONNS
+from contactcenter.api.parsing import Body, CleanStr, check_text, path_id, read_json
+from contactcenter.api.serialize import decode_cursor, encode_cursor, jsonable
+from contactcenter.domain.enums import Channel, ConversationStatus, Presence
+from contactcenter.services import agents, inbox
+
+VIEWS = ("mine", "team", "unassigned", "all")
+DEFAULT_LIMIT = 25
+MAX_LIMIT = 100
+
+
+class ReplyBody(Body):
+    text: CleanStr
+    channel: Channel | None = None
+
+
+class NoteBody(Body):
+    text: CleanStr
+
+
+class StatusBody(Body):
+    status: Literal["open", "pending", "snoozed", "resolved"]
+    until: AwareDatetime | None = None
+
+
+class PresenceBody(Body):
+    status: Presence
+
+
+def _choice(name: str, value: str, allowed: tuple[str, ...]) -> str:
+    if value not in allowed:
+        raise ApiError(
+            422, "invalid_query", f"{name} must be one of {', '.join(allowed)}", {"field": name}
+        )
+    return value
+
+
+def _query_limit(request: web.Request) -> int:
+    raw = request.query.get("limit", str(DEFAULT_LIMIT))
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
+        raise ApiError(
+            422,
+            "invalid_query",
+            f"limit must be a number from 1 to {MAX_LIMIT}",
+            {"field": "limit"},
+        )
+    return int(raw)
+
+
+async def list_inbox(request: web.Request) -> web.Response:
+    agent = await require_agent(request)
+    view = _choice("view", request.query.get("view", "all"), VIEWS)
+    statuses = tuple(
+        _choice("status", status, tuple(ConversationStatus))
+        for status in request.query.get("status", "open").split(",")
+    )
+    channel = request.query.get("channel")
+    if channel is not None:
+        _choice("channel", channel, tuple(Channel))
+    cursor = request.query.get("cursor")
+    items, next_cursor = await inbox.list_inbox(
+        request.app[CONNS],
+        agent,
+        view=view,
+        statuses=statuses,
+        channel=channel,
+        limit=_query_limit(request),
+        after=decode_cursor(cursor) if cursor else None,
+    )
+    return web.json_response({"items": jsonable(items), "next_cursor": encode_cursor(next_cursor)})
+
+
+async def get_conversation(request: web.Request) -> web.Response:
+    agent = await require_agent(request)
+    detail = await inbox.conversation_detail(request.app[CONNS], agent, path_id(request))
+    return web.json_response(jsonable(detail))
+
+
+async def post_reply(request: web.Request) -> web.Response:
+    agent = await require_agent(request)
+    conversation_id = path_id(request)
+    body = await read_json(request, ReplyBody)
+    message = await inbox.reply(
+        request.app[CONNS], agent, conversation_id, check_text(request, body.text), body.channel
+    )
+    return web.json_response({"message_id": message["id"], "status": message["status"]}, status=202)
+
+
+async def post_note(request: web.Request) -> web.Response:
+    agent = await require_agent(request)
+    conversation_id = path_id(request)
+    body = await read_json(request, NoteBody)
+    note = await inbox.add_note(
+        request.app[CONNS], agent, conversation_id, check_text(request, body.text)
+    )
+    return web.json_response({"message_id": note["id"]}, status=201)
+
+
+async def post_status(request: web.Request) -> web.Response:
+    agent = await require_agent(request)
+    conversation_id = path_id(request)
+    body = await read_json(request, StatusBody)
+    until: datetime | None = body.until
+    conversation = await inbox.change_status(
+        request.app[CONNS], agent, conversation_id, ConversationStatus(body.status), until
+    )
+    return web.json_response(
+        jsonable(
+            {
+                "id": conversation["id"],
+                "status": conversation["status"],
+                "assignee_id": conversation["assignee_id"],
+                "snoozed_until": conversation["snoozed_until"],
+                "resolved_at": conversation["resolved_at"],
+            }
+        )
+    )
+
+
+async def put_presence(request: web.Request) -> web.Response:
+    agent = await require_agent(request)
+    body = await read_json(request, PresenceBody)
+    await agents.set_presence(request.app[CONNS], agent, body.status)
+    return web.json_response({"agent_id": agent.id, "status": body.status})
+
+
+def setup_routes(app: web.Application) -> None:
+    app.router.add_get("/v1/inbox", list_inbox)
+    app.router.add_get("/v1/conversations/{id}", get_conversation)
+    app.router.add_post("/v1/conversations/{id}/replies", post_reply)
+    app.router.add_post("/v1/conversations/{id}/notes", post_note)
+    app.router.add_post("/v1/conversations/{id}/status", post_status)
+    app.router.add_put("/v1/agents/me/presence", put_presence)

@@ -1,0 +1,17 @@
+"""Typed application state."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+from contactcenter.conns import Conns
+from contactcenter.settings import Settings
+
+if TYPE_CHECKING:
+    from contactcenter.api.realtime import RealtimeHub
+
+SETTINGS = web.AppKey("settings", Settings)
+CONNS = web.AppKey("conns", Conns)
+HUB: web.AppKey[RealtimeHub] = web.AppKey("hub")

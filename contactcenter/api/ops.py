@@ -1,0 +1,47 @@
+"""Operations: liveness and readiness."""
+
+from __future__ import annotations
+
+import asyncio
+
+from aiohttp import web
+
+from contactcenter.api.errors import error_response
+from contactcenter.api.keys import CONNS
+
+READY_TIMEOUT_SECONDS = 2.0
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    conns = request.app[CONNS]
+    checks: dict[str, str] = {}
+    try:
+        async with asyncio.timeout(READY_TIMEOUT_SECONDS):
+            await conns.db.fetchval("SELECT 1")
+        checks["postgresql"] = "ok"
+    except Exception as exc:  # any failure means not ready; the kind is reported
+        checks["postgresql"] = type(exc).__name__
+    try:
+        async with asyncio.timeout(READY_TIMEOUT_SECONDS):
+            await conns.redis.ping()
+        checks["redis"] = "ok"
+    except Exception as exc:
+        checks["redis"] = type(exc).__name__
+    if all(value == "ok" for value in checks.values()):
+        return web.json_response({"status": "ready", "checks": checks})
+    return error_response(
+        503,
+        "not_ready",
+        "a dependency is unreachable",
+        {"checks": checks},
+        headers={"Retry-After": "5"},
+    )
+
+
+def setup_routes(app: web.Application) -> None:
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)

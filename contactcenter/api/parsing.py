@@ -1,0 +1,91 @@
+"""Reading what callers send: JSON bodies into pydantic models, ids, query values, tokens."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any, TypeVar
+
+from aiohttp import web
+from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError
+
+from contactcenter.api.errors import ApiError
+from contactcenter.api.keys import CONNS
+from contactcenter.domain.errors import Invalid
+
+Model = TypeVar("Model", bound=BaseModel)
+
+MAX_ID = 2**63 - 1
+
+
+def _no_nul(value: str) -> str:
+    # PostgreSQL text cannot hold NUL; refuse it here rather than fail on insert
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    return value
+
+
+CleanStr = Annotated[str, AfterValidator(_no_nul)]
+
+
+class Body(BaseModel):
+    """A request body: unknown fields are refused, so a typo is an error and not a no-op."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+async def read_json(request: web.Request, model: type[Model]) -> Model:
+    if request.content_type != "application/json":
+        raise ApiError(
+            415,
+            "unsupported_media_type",
+            "send a JSON body with Content-Type: application/json",
+        )
+    raw = await request.read()  # refuses a body over the app's client_max_size with 413
+    try:
+        data = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ApiError(400, "invalid_json", f"the body is not valid JSON: {exc}") from None
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise ApiError(
+            422,
+            "validation_error",
+            "some fields are missing or wrong",
+            {"fields": [_field_error(e) for e in exc.errors()]},
+        ) from None
+
+
+def _field_error(error: Any) -> dict[str, str]:
+    location = ".".join(str(part) for part in error["loc"]) or "body"
+    return {"field": location, "message": error["msg"], "type": error["type"]}
+
+
+def path_id(request: web.Request, name: str = "id") -> int:
+    raw = request.match_info[name]
+    if not raw.isdigit() or int(raw) > MAX_ID or int(raw) == 0:
+        raise ApiError(404, "not_found", f"no such {name}")
+    return int(raw)
+
+
+def bearer_token(request: web.Request, *, allow_query: bool = False) -> str | None:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        return token.strip()
+    if allow_query:
+        # browsers cannot set headers on a WebSocket; the access log never prints queries
+        return request.query.get("token") or None
+    return None
+
+
+def check_text(request: web.Request, text: str) -> str:
+    """Message text: not blank, and no longer than the configured limit."""
+    if not text.strip():
+        raise Invalid("text must not be empty", code="empty_text")
+    limit = request.app[CONNS].settings.max_message_chars
+    if len(text) > limit:
+        raise Invalid(
+            f"text is longer than {limit} characters", code="text_too_long", details={"max": limit}
+        )
+    return text

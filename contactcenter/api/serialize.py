@@ -1,0 +1,46 @@
+"""Turning rows into the JSON shapes of API.md: times in RFC 3339, ids as integers."""
+
+from __future__ import annotations
+
+import base64
+import json
+from datetime import datetime
+from typing import Any
+
+from contactcenter.api.errors import ApiError
+from contactcenter.store.inbox import InboxCursor
+
+INTERNAL_FIELDS = ("route_requested_at", "route_version")
+
+
+def jsonable(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {k: jsonable(v) for k, v in value.items() if k not in INTERNAL_FIELDS}
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    return value
+
+
+def encode_cursor(cursor: InboxCursor | None) -> str | None:
+    if cursor is None:
+        return None
+    raw = json.dumps([cursor.priority, cursor.created_at.isoformat(), cursor.id])
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def decode_cursor(text: str) -> InboxCursor:
+    try:
+        padded = text + "=" * (-len(text) % 4)
+        priority, created_at, conversation_id = json.loads(base64.urlsafe_b64decode(padded))
+        cursor = InboxCursor(
+            int(priority), datetime.fromisoformat(created_at), int(conversation_id)
+        )
+        if not (-(2**15) <= cursor.priority < 2**15 and 0 < cursor.id < 2**63):
+            raise ValueError("out of range")
+        if cursor.created_at.tzinfo is None:
+            raise ValueError("no offset")
+        return cursor
+    except (ValueError, TypeError):
+        raise ApiError(400, "invalid_cursor", "the cursor is not one this server gave") from None

@@ -1,0 +1,1 @@
+"""Pure domain: value types, errors and decisions, with no I/O."""

@@ -1,0 +1,59 @@
+"""What a channel adapter hands to ingest, and what a sender is given to deliver."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+
+from contactcenter.domain.enums import Channel, IdentityKind
+
+
+@dataclass(frozen=True)
+class Identity:
+    kind: IdentityKind
+    value: str  # already normalised (see domain.identities)
+
+
+@dataclass(frozen=True)
+class InboundMessage:
+    channel: Channel
+    external_id: str
+    text: str
+    # the ways this sender can be reached, strongest first: the first one known decides the
+    # contact, the others are attached to it when nobody else has them
+    identities: tuple[Identity, ...]
+    contact_name: str | None = None
+    # a conversation the channel already knows the message belongs to (a web visitor's
+    # token, an e-mail thread); None opens a new conversation
+    conversation_id: int | None = None
+    subject: str | None = None
+    received_at: datetime | None = None
+    extra: dict[str, object] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class OutboundMessage:
+    message_id: int
+    conversation_id: int
+    contact_id: int
+    channel: Channel
+    text: str
+    author_name: str | None
+    created_at: datetime
+
+
+class DeliveryFailed(Exception):
+    """A sender could not deliver; ``permanent`` says whether trying again can help."""
+
+    def __init__(self, code: str, message: str, *, permanent: bool) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.permanent = permanent
+
+
+class Sender(Protocol):
+    """Delivers one outbound message on one channel; raises DeliveryFailed when it cannot."""
+
+    async def send(self, message: OutboundMessage) -> None: ...

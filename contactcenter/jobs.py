@@ -1,0 +1,53 @@
+"""Enqueueing the worker's jobs by name, with deterministic ids.
+
+PostgreSQL is the truth: a job that cannot be enqueued (Redis away) is found again by the
+reconciler, so enqueueing never fails the caller's unit of work; it only logs.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from redis.exceptions import RedisError
+
+from contactcenter.conns import Conns
+
+logger = logging.getLogger(__name__)
+
+ROUTE_CONVERSATION = "route_conversation"
+ASSIGN_WAITING = "assign_waiting"
+SEND_MESSAGE = "send_message"
+
+
+async def _enqueue(conns: Conns, function: str, *args: Any, job_id: str | None) -> bool:
+    """True when a job was queued now; False when one with that id waits already, or on error."""
+    try:
+        job = await conns.redis.enqueue_job(function, *args, _job_id=job_id)
+    except (RedisError, OSError) as exc:
+        logger.warning(
+            "enqueue failed; the reconciler will pick it up",
+            extra={"job": function, "job_id": job_id, "error": type(exc).__name__},
+        )
+        return False
+    return job is not None
+
+
+async def enqueue_route(conns: Conns, conversation_id: int, route_version: int) -> bool:
+    return await _enqueue(
+        conns,
+        ROUTE_CONVERSATION,
+        conversation_id,
+        job_id=f"route:{conversation_id}:{route_version}",
+    )
+
+
+async def enqueue_assign_waiting(conns: Conns, team_ids: list[int]) -> None:
+    # no fixed id: a fill must run after every change that frees a slot, even while an
+    # earlier fill for the same team is running
+    for team_id in team_ids:
+        await _enqueue(conns, ASSIGN_WAITING, team_id, job_id=None)
+
+
+async def enqueue_send(conns: Conns, message_id: int) -> bool:
+    return await _enqueue(conns, SEND_MESSAGE, message_id, job_id=f"send:{message_id}")

@@ -1,0 +1,1 @@
+"""Units of work, called alike by HTTP handlers, jobs and the command line."""

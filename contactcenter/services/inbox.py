@@ -1,0 +1,172 @@
+"""What agents do from the unified inbox: list, open, reply, note, change status."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from contactcenter import events, jobs
+from contactcenter.conns import Conns
+from contactcenter.domain.agents import Agent
+from contactcenter.domain.enums import Channel, ConversationStatus
+from contactcenter.domain.errors import Invalid, NotFound
+from contactcenter.store import agents, contacts, conversations, messages
+from contactcenter.store.inbox import InboxCursor, InboxQuery, list_conversations
+
+logger = logging.getLogger(__name__)
+
+MESSAGES_IN_VIEW = 200
+
+
+def _not_found() -> NotFound:
+    # the same answer whether the id does not exist or belongs to someone the agent may not
+    # see, so an id never tells what it hides
+    return NotFound("conversation not found", code="conversation_not_found")
+
+
+async def list_inbox(
+    conns: Conns,
+    agent: Agent,
+    *,
+    view: str,
+    statuses: tuple[str, ...],
+    channel: str | None,
+    limit: int,
+    after: InboxCursor | None,
+) -> tuple[list[dict[str, Any]], InboxCursor | None]:
+    query = InboxQuery(
+        viewer_id=agent.id,
+        viewer_team_ids=agent.team_ids,
+        viewer_sees_everything=agent.sees_everything,
+        view=view,
+        statuses=statuses,
+        channel=channel,
+        limit=limit,
+        after=after,
+    )
+    return await list_conversations(conns.db, query)
+
+
+async def _visible(
+    conn: Any, agent: Agent, conversation_id: int, *, for_update: bool = False
+) -> asyncpg.Record:
+    read = conversations.get_for_update if for_update else conversations.get
+    conversation = await read(conn, conversation_id)
+    if conversation is None or not agent.can_see(
+        conversation["team_id"], conversation["assignee_id"]
+    ):
+        raise _not_found()
+    return conversation
+
+
+async def conversation_detail(conns: Conns, agent: Agent, conversation_id: int) -> dict[str, Any]:
+    async with conns.db.acquire() as conn:
+        conversation = dict(await _visible(conn, agent, conversation_id))
+        conversation["messages"] = await messages.agent_view(
+            conn, conversation_id, MESSAGES_IN_VIEW
+        )
+        card = await contacts.get_card(conn, conversation["contact_id"])
+        assert card is not None
+        card["past_conversations"] = await conversations.past_for_contact(
+            conn, conversation["contact_id"], conversation_id
+        )
+    conversation["contact"] = card
+    return conversation
+
+
+async def reply(
+    conns: Conns, agent: Agent, conversation_id: int, text: str, channel: Channel | None
+) -> asyncpg.Record:
+    """Store the reply as queued and hand it to the send job; the customer gets it from there."""
+    async with conns.db.acquire() as conn, conn.transaction():
+        conversation = await _visible(conn, agent, conversation_id)
+        if channel is not None and channel != conversation["channel"]:
+            # replying on another channel arrives with the channels that can reach a contact
+            # without a conversation of theirs (e-mail, SMS)
+            raise Invalid(
+                f"this conversation can be answered on {conversation['channel']} only",
+                code="channel_not_available",
+            )
+        message = await messages.insert_outbound(
+            conn,
+            conversation_id,
+            conversation["channel"],
+            agent.id,
+            text,
+            conns.clock(),
+        )
+    await jobs.enqueue_send(conns, message["id"])
+    await _announce_message(conns, conversation, message["id"], "outbound")
+    return message
+
+
+async def add_note(conns: Conns, agent: Agent, conversation_id: int, text: str) -> asyncpg.Record:
+    """An internal note: stored with the conversation, never sent to the customer."""
+    async with conns.db.acquire() as conn, conn.transaction():
+        conversation = await _visible(conn, agent, conversation_id)
+        note = await messages.insert_outbound(
+            conn,
+            conversation_id,
+            conversation["channel"],
+            agent.id,
+            text,
+            conns.clock(),
+            is_note=True,
+        )
+    await _announce_message(conns, conversation, note["id"], "note")
+    return note
+
+
+async def _announce_message(
+    conns: Conns, conversation: asyncpg.Record, message_id: int, direction: str
+) -> None:
+    await events.publish_agent_event(
+        conns,
+        "message.created",
+        conversation_id=conversation["id"],
+        team_id=conversation["team_id"],
+        assignee_id=conversation["assignee_id"],
+        data={"message_id": message_id, "direction": direction},
+    )
+
+
+async def change_status(
+    conns: Conns,
+    agent: Agent,
+    conversation_id: int,
+    status: ConversationStatus,
+    until: datetime | None,
+) -> asyncpg.Record:
+    now = conns.clock()
+    if status is ConversationStatus.SNOOZED:
+        if until is None or until <= now:
+            raise Invalid("snoozing needs `until`, a time in the future", code="invalid_until")
+    elif until is not None:
+        raise Invalid("`until` goes only with status snoozed", code="invalid_until")
+    if status is ConversationStatus.CLOSED:
+        raise Invalid(
+            "conversations are resolved, not closed, from the inbox", code="invalid_status"
+        )
+
+    async with conns.db.acquire() as conn, conn.transaction():
+        before = await _visible(conn, agent, conversation_id, for_update=True)
+        after = await conversations.set_status(conn, conversation_id, status, until, now)
+
+    if after["route_requested_at"] is not None:
+        await jobs.enqueue_route(conns, conversation_id, after["route_version"])
+    if before["assignee_id"] is not None and status is ConversationStatus.RESOLVED:
+        # a freed slot takes the next waiting conversation at once
+        freed_teams = await agents.team_ids(conns.db, before["assignee_id"])
+        await jobs.enqueue_assign_waiting(conns, freed_teams)
+    await events.publish_agent_event(
+        conns,
+        "conversation.status_changed",
+        conversation_id=conversation_id,
+        team_id=after["team_id"],
+        assignee_id=after["assignee_id"],
+        data={"status": status, "previous": before["status"]},
+    )
+    return after

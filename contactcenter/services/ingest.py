@@ -1,0 +1,133 @@
+"""The unified ingest every channel calls: one transaction, then one enqueue.
+
+In the transaction: the contact is resolved (or created) by identity, the conversation found
+(or opened), the message inserted once per (channel, external id), and routing recorded as
+due. After the commit the route job is enqueued with a deterministic id; if that enqueue is
+lost, the reconciler finds the conversation by its routing request (invariants 1-3).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import asyncpg
+
+from contactcenter import events, jobs
+from contactcenter.conns import Conns
+from contactcenter.db import Connection
+from contactcenter.domain.errors import Conflict, NotFound
+from contactcenter.domain.messages import Identity, InboundMessage
+from contactcenter.store import contacts, conversations, messages
+
+logger = logging.getLogger(__name__)
+
+# advisory lock namespaces (two-int form), so these never meet the migration lock
+_LOCK_EXTERNAL_ID = 1001
+_LOCK_IDENTITY = 1002
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    message_id: int
+    conversation_id: int
+    contact_id: int
+    duplicate: bool
+
+
+async def ingest(conns: Conns, inbound: InboundMessage) -> IngestResult:
+    async with conns.db.acquire() as conn, conn.transaction():
+        result, conversation = await _ingest_in_transaction(conn, conns, inbound)
+    if conversation["route_requested_at"] is not None:
+        # on a retry too: the first attempt may have died between its commit and its enqueue
+        await jobs.enqueue_route(conns, result.conversation_id, conversation["route_version"])
+    if result.duplicate:
+        return result
+    await events.publish_agent_event(
+        conns,
+        "message.created",
+        conversation_id=result.conversation_id,
+        team_id=conversation["team_id"],
+        assignee_id=conversation["assignee_id"],
+        data={"message_id": result.message_id, "direction": "inbound"},
+    )
+    logger.info(
+        "message ingested",
+        extra={
+            "channel": inbound.channel,
+            "message_id": result.message_id,
+            "conversation_id": result.conversation_id,
+        },
+    )
+    return result
+
+
+async def _ingest_in_transaction(
+    conn: Connection, conns: Conns, inbound: InboundMessage
+) -> tuple[IngestResult, asyncpg.Record]:
+    # the same external id arriving twice at once: the second waits here, then finds the first
+    await conn.execute(
+        "SELECT pg_advisory_xact_lock($1, hashtext($2))",
+        _LOCK_EXTERNAL_ID,
+        f"{inbound.channel}:{inbound.external_id}",
+    )
+    existing = await messages.find_by_external_id(conn, inbound.channel, inbound.external_id)
+    if existing is not None:
+        return await _duplicate(conn, existing, inbound)
+
+    now = conns.clock()
+    if inbound.conversation_id is None:
+        contact_id = await _resolve_contact(conn, inbound)
+        conversation = await conversations.open_new(
+            conn, contact_id, inbound.channel, inbound.subject, now
+        )
+    else:
+        current = await conversations.get_for_update(conn, inbound.conversation_id)
+        if current is None:
+            raise NotFound("conversation not found", code="conversation_not_found")
+        contact_id = current["contact_id"]
+        conversation = await conversations.touch_inbound(conn, inbound.conversation_id, now)
+
+    message = await messages.insert_inbound(
+        conn, conversation["id"], inbound.channel, inbound.external_id, inbound.text, now
+    )
+    result = IngestResult(message["id"], conversation["id"], contact_id, duplicate=False)
+    return result, conversation
+
+
+async def _duplicate(
+    conn: Connection, existing: asyncpg.Record, inbound: InboundMessage
+) -> tuple[IngestResult, asyncpg.Record]:
+    """A retry of a message we already hold: the same answer, unless it says something else."""
+    if existing["body_text"] != inbound.text or (
+        inbound.conversation_id is not None
+        and existing["conversation_id"] != inbound.conversation_id
+    ):
+        raise Conflict(
+            "this client message id was already used for a different message",
+            code="client_message_id_reused",
+        )
+    conversation = await conversations.get(conn, existing["conversation_id"])
+    assert conversation is not None
+    result = IngestResult(
+        existing["id"], conversation["id"], conversation["contact_id"], duplicate=True
+    )
+    return result, conversation
+
+
+async def _resolve_contact(conn: Connection, inbound: InboundMessage) -> int:
+    """The contact the first known identity belongs to, or a new one; identities are attached."""
+    # two first messages from one new address at once must make one contact, not two
+    for key in sorted({f"{i.kind}:{i.value}" for i in inbound.identities}):
+        await conn.execute("SELECT pg_advisory_xact_lock($1, hashtext($2))", _LOCK_IDENTITY, key)
+    contact_id = await contacts.find_by_identities(conn, inbound.identities)
+    if contact_id is None:
+        contact_id = await contacts.create(conn, inbound.contact_name)
+    elif inbound.contact_name:
+        await contacts.fill_name(conn, contact_id, inbound.contact_name)
+    await contacts.add_identities(conn, contact_id, _unique(inbound.identities))
+    return contact_id
+
+
+def _unique(identities: tuple[Identity, ...]) -> tuple[Identity, ...]:
+    return tuple(dict.fromkeys(identities))

@@ -1,0 +1,148 @@
+"""Every setting the processes read, from the environment, in one place.
+
+Nothing else in the code base reads ``os.environ``: a process builds one ``Settings`` at start
+and passes it on. ``require()`` stops a process with a clear message when something it cannot
+run without is missing (a production secret, a server URL).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+
+class SettingsError(Exception):
+    """A setting is missing or malformed; the message says which and how to fix it."""
+
+
+MIN_SECRET_KEY_LENGTH = 32
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    database_url: str | None = None
+    redis_url: str | None = None
+    host: str = "127.0.0.1"
+    port: int = 8080
+    secret_key: str | None = None
+    public_base_url: str | None = None
+    log_level: str = "INFO"
+
+    # limits
+    max_body_bytes: int = 1024 * 1024
+    max_message_chars: int = 10_000
+    visitor_token_ttl_seconds: int = 30 * 24 * 3600
+    db_pool_min: int = 2
+    db_pool_max: int = 10
+    worker_max_jobs: int = 50
+
+    # routing
+    default_agent_capacity: int = 5
+    reconcile_after_seconds: float = 3.0
+    default_phone_region: str | None = None
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+
+        def text(name: str) -> str | None:
+            value = env.get(name, "").strip()
+            return value or None
+
+        def number(name: str, default: int) -> int:
+            raw = text(name)
+            if raw is None:
+                return default
+            try:
+                return int(raw)
+            except ValueError:
+                raise SettingsError(f"{name} must be a whole number, got {raw!r}") from None
+
+        def decimal(name: str, default: float) -> float:
+            raw = text(name)
+            if raw is None:
+                return default
+            try:
+                return float(raw)
+            except ValueError:
+                raise SettingsError(f"{name} must be a number, got {raw!r}") from None
+
+        defaults = cls()
+        return cls(
+            database_url=text("DATABASE_URL"),
+            redis_url=text("REDIS_URL"),
+            host=text("HOST") or defaults.host,
+            port=number("PORT", defaults.port),
+            secret_key=text("SECRET_KEY"),
+            public_base_url=text("PUBLIC_BASE_URL"),
+            log_level=(text("LOG_LEVEL") or defaults.log_level).upper(),
+            max_body_bytes=number("MAX_BODY_BYTES", defaults.max_body_bytes),
+            max_message_chars=number("MAX_MESSAGE_CHARS", defaults.max_message_chars),
+            visitor_token_ttl_seconds=number(
+                "VISITOR_TOKEN_TTL_SECONDS", defaults.visitor_token_ttl_seconds
+            ),
+            db_pool_min=number("DB_POOL_MIN", defaults.db_pool_min),
+            db_pool_max=number("DB_POOL_MAX", defaults.db_pool_max),
+            worker_max_jobs=number("WORKER_MAX_JOBS", defaults.worker_max_jobs),
+            default_agent_capacity=number(
+                "DEFAULT_AGENT_CAPACITY", defaults.default_agent_capacity
+            ),
+            reconcile_after_seconds=decimal(
+                "RECONCILE_AFTER_SECONDS", defaults.reconcile_after_seconds
+            ),
+            default_phone_region=text("DEFAULT_PHONE_REGION"),
+        )
+
+    def replace(self, **changes: object) -> Settings:
+        return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
+
+    def require(self, *names: str) -> None:
+        """Refuse to go on when a named setting is unset or too weak, saying how to fix it."""
+        problems = []
+        for name in names:
+            value = getattr(self, name)
+            env_name = name.upper()
+            if value is None:
+                problems.append(f"{env_name} is not set{_HINTS.get(name, '')}")
+            elif name == "secret_key" and len(value) < MIN_SECRET_KEY_LENGTH:
+                problems.append(
+                    f"SECRET_KEY is too short ({len(value)} characters; at least "
+                    f"{MIN_SECRET_KEY_LENGTH}){_HINTS['secret_key']}"
+                )
+        if problems:
+            raise SettingsError("; ".join(problems))
+
+    @property
+    def database(self) -> str:
+        self.require("database_url")
+        assert self.database_url is not None
+        return self.database_url
+
+    @property
+    def redis(self) -> str:
+        self.require("redis_url")
+        assert self.redis_url is not None
+        return self.redis_url
+
+    @property
+    def secret(self) -> str:
+        self.require("secret_key")
+        assert self.secret_key is not None
+        return self.secret_key
+
+
+_HINTS = {
+    "secret_key": (
+        " — it signs visitor tokens and links; generate one with "
+        "`python -c 'import secrets; print(secrets.token_urlsafe(48))'`"
+    ),
+    "database_url": (
+        " — e.g. postgresql://user:password@host:5432/contactcenter "
+        "(`contactcenter up` starts an embedded PostgreSQL when it is unset)"
+    ),
+    "redis_url": (
+        " — e.g. redis://host:6379/0 (`contactcenter up` starts an embedded Redis when it is unset)"
+    ),
+}

@@ -1,0 +1,1 @@
+"""SQL, one module per aggregate; parameterised, never string-formatted."""

@@ -1,0 +1,219 @@
+"""conversations: their lifecycle, the routing request and the team queues."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from contactcenter.db import Connection
+from contactcenter.domain.assignment import WaitingConversation
+from contactcenter.domain.enums import ACTIVE_STATUSES
+
+ACTIVE = [str(s) for s in ACTIVE_STATUSES]
+
+COLUMNS = """
+id, contact_id, channel, status, priority, team_id, assignee_id, subject, route_requested_at,
+route_version, waiting_since, assigned_at, snoozed_until, first_responded_at, resolved_at,
+last_message_at, created_at, updated_at
+"""
+
+OPEN_CONVERSATION = f"""
+INSERT INTO conversations (contact_id, channel, subject, route_requested_at, route_version,
+                           last_message_at)
+VALUES ($1, $2, $3, $4, 1, $4)
+RETURNING {COLUMNS}
+"""
+
+GET = f"SELECT {COLUMNS} FROM conversations WHERE id = $1"
+GET_FOR_UPDATE = f"SELECT {COLUMNS} FROM conversations WHERE id = $1 FOR UPDATE"
+
+# a customer message on a conversation: it is active again, and routing is due when nobody
+# holds it (the queue keeps its place when it already waits there)
+TOUCH_INBOUND = f"""
+UPDATE conversations SET
+    last_message_at = $2,
+    updated_at = $2,
+    status = CASE WHEN status IN ('resolved', 'closed', 'snoozed', 'pending') THEN 'open'
+                  ELSE status END,
+    assignee_id = CASE WHEN status IN ('resolved', 'closed') THEN NULL ELSE assignee_id END,
+    snoozed_until = NULL,
+    resolved_at = CASE WHEN status IN ('resolved', 'closed') THEN NULL ELSE resolved_at END,
+    route_requested_at = CASE
+        WHEN status IN ('resolved', 'closed') OR (assignee_id IS NULL AND waiting_since IS NULL
+                                                  AND route_requested_at IS NULL)
+        THEN $2 ELSE route_requested_at END,
+    route_version = CASE
+        WHEN status IN ('resolved', 'closed') OR (assignee_id IS NULL AND waiting_since IS NULL
+                                                  AND route_requested_at IS NULL)
+        THEN route_version + 1 ELSE route_version END,
+    waiting_since = CASE WHEN status IN ('resolved', 'closed') THEN NULL ELSE waiting_since END
+WHERE id = $1
+RETURNING {COLUMNS}
+"""
+
+# the route job's decision: the conversation joins its team's queue
+ENQUEUE_IN_TEAM = """
+UPDATE conversations SET
+    team_id = $2,
+    priority = $3,
+    route_requested_at = NULL,
+    waiting_since = CASE WHEN assignee_id IS NULL AND status = 'open'
+                         THEN coalesce(waiting_since, $4) ELSE NULL END,
+    updated_at = $4
+WHERE id = $1
+"""
+
+CLEAR_ROUTE_REQUEST = """
+UPDATE conversations SET route_requested_at = NULL WHERE id = $1
+"""
+
+# the head of a team's queue, in the order domain.assignment.queue_order serves it (a row
+# another transaction changed meanwhile is re-checked by PostgreSQL and dropped if it no
+# longer waits)
+LOCK_QUEUE_HEAD = """
+SELECT id, priority, waiting_since FROM conversations
+WHERE team_id = $1 AND waiting_since IS NOT NULL AND assignee_id IS NULL AND status = 'open'
+ORDER BY priority DESC, waiting_since, id
+LIMIT $2
+FOR UPDATE
+"""
+
+ASSIGN = """
+UPDATE conversations SET
+    assignee_id = $2, assigned_at = $3, waiting_since = NULL, updated_at = $3
+WHERE id = ANY($1::bigint[])
+"""
+
+ROUTE_DUE = """
+SELECT id, route_version FROM conversations
+WHERE route_requested_at IS NOT NULL AND route_requested_at < $1
+ORDER BY route_requested_at
+LIMIT $2
+"""
+
+# teams where someone waits while an online member has a free slot
+TEAMS_WITH_IDLE_CAPACITY = """
+SELECT DISTINCT w.team_id FROM conversations w
+JOIN team_members tm ON tm.team_id = w.team_id
+JOIN agents a ON a.id = tm.agent_id AND a.presence = 'online'
+WHERE w.waiting_since IS NOT NULL AND w.assignee_id IS NULL AND w.status = 'open'
+  AND a.capacity > (SELECT count(*) FROM conversations c
+                    WHERE c.assignee_id = a.id AND c.status = ANY($1::text[]))
+"""
+
+# a woken conversation nobody holds is routed again
+WAKE_SNOOZED = f"""
+UPDATE conversations SET
+    status = 'open',
+    snoozed_until = NULL,
+    updated_at = $1,
+    route_requested_at = CASE WHEN assignee_id IS NULL THEN $1 END,
+    route_version = CASE WHEN assignee_id IS NULL THEN route_version + 1 ELSE route_version END
+WHERE status = 'snoozed' AND snoozed_until <= $1
+RETURNING {COLUMNS}
+"""
+
+SET_STATUS = f"""
+UPDATE conversations SET
+    status = $2,
+    snoozed_until = $3,
+    resolved_at = CASE WHEN $2 = 'resolved' THEN $4 ELSE NULL END,
+    waiting_since = CASE WHEN $2 = 'open' THEN waiting_since ELSE NULL END,
+    route_requested_at = CASE
+        WHEN $2 = 'open' AND assignee_id IS NULL AND waiting_since IS NULL THEN $4
+        ELSE NULL END,
+    route_version = CASE
+        WHEN $2 = 'open' AND assignee_id IS NULL AND waiting_since IS NULL
+        THEN route_version + 1 ELSE route_version END,
+    updated_at = $4
+WHERE id = $1
+RETURNING {COLUMNS}
+"""
+
+MARK_FIRST_RESPONSE = """
+UPDATE conversations SET first_responded_at = coalesce(first_responded_at, $2), updated_at = $2,
+                         last_message_at = $2
+WHERE id = $1
+"""
+
+PAST_FOR_CONTACT = """
+SELECT id, channel, status, created_at, resolved_at FROM conversations
+WHERE contact_id = $1 AND id <> $2
+ORDER BY created_at DESC
+LIMIT 20
+"""
+
+
+async def open_new(
+    conn: Connection, contact_id: int, channel: str, subject: str | None, now: datetime
+) -> asyncpg.Record:
+    row = await conn.fetchrow(OPEN_CONVERSATION, contact_id, channel, subject, now)
+    assert row is not None
+    return row
+
+
+async def get(conn: Connection | Any, conversation_id: int) -> asyncpg.Record | None:
+    return await conn.fetchrow(GET, conversation_id)
+
+
+async def get_for_update(conn: Connection, conversation_id: int) -> asyncpg.Record | None:
+    return await conn.fetchrow(GET_FOR_UPDATE, conversation_id)
+
+
+async def touch_inbound(conn: Connection, conversation_id: int, now: datetime) -> asyncpg.Record:
+    row = await conn.fetchrow(TOUCH_INBOUND, conversation_id, now)
+    assert row is not None
+    return row
+
+
+async def enqueue_in_team(
+    conn: Connection, conversation_id: int, team_id: int | None, priority: int, now: datetime
+) -> None:
+    await conn.execute(ENQUEUE_IN_TEAM, conversation_id, team_id, priority, now)
+
+
+async def lock_queue_head(conn: Connection, team_id: int, limit: int) -> list[WaitingConversation]:
+    rows = await conn.fetch(LOCK_QUEUE_HEAD, team_id, limit)
+    return [WaitingConversation(r["id"], r["priority"], r["waiting_since"]) for r in rows]
+
+
+async def assign(
+    conn: Connection, conversation_ids: list[int], agent_id: int, now: datetime
+) -> None:
+    await conn.execute(ASSIGN, conversation_ids, agent_id, now)
+
+
+async def route_due(conn: Connection | Any, before: datetime, limit: int) -> list[asyncpg.Record]:
+    return list(await conn.fetch(ROUTE_DUE, before, limit))
+
+
+async def teams_with_idle_capacity(conn: Connection | Any) -> list[int]:
+    return [r["team_id"] for r in await conn.fetch(TEAMS_WITH_IDLE_CAPACITY, ACTIVE)]
+
+
+async def wake_snoozed(conn: Connection | Any, now: datetime) -> list[asyncpg.Record]:
+    return list(await conn.fetch(WAKE_SNOOZED, now))
+
+
+async def set_status(
+    conn: Connection,
+    conversation_id: int,
+    status: str,
+    snoozed_until: datetime | None,
+    now: datetime,
+) -> asyncpg.Record:
+    row = await conn.fetchrow(SET_STATUS, conversation_id, status, snoozed_until, now)
+    assert row is not None
+    return row
+
+
+async def mark_first_response(conn: Connection, conversation_id: int, now: datetime) -> None:
+    await conn.execute(MARK_FIRST_RESPONSE, conversation_id, now)
+
+
+async def past_for_contact(
+    conn: Connection | Any, contact_id: int, except_id: int
+) -> list[dict[str, Any]]:
+    return [dict(r) for r in await conn.fetch(PAST_FOR_CONTACT, contact_id, except_id)]

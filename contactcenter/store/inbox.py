@@ -1,0 +1,88 @@
+"""The inbox list: conversations by view and filters, keyset-paginated.
+
+The query is assembled from fixed fragments; every value travels as a parameter.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from contactcenter.db import Pool
+
+SELECT = """
+SELECT c.id, c.status, c.channel, c.priority, c.team_id, c.assignee_id, c.subject,
+       c.waiting_since, c.assigned_at, c.snoozed_until, c.last_message_at, c.created_at,
+       c.contact_id, ct.name AS contact_name,
+       (SELECT left(m.body_text, 140) FROM messages m
+        WHERE m.conversation_id = c.id AND NOT m.is_note
+        ORDER BY m.id DESC LIMIT 1) AS preview
+FROM conversations c
+JOIN contacts ct ON ct.id = c.contact_id
+"""
+
+# served first: higher priority, then the conversation that has waited longest
+ORDER = " ORDER BY c.priority DESC, c.created_at, c.id LIMIT "
+
+
+@dataclass(frozen=True)
+class InboxCursor:
+    priority: int
+    created_at: datetime
+    id: int
+
+
+@dataclass(frozen=True)
+class InboxQuery:
+    viewer_id: int
+    viewer_team_ids: tuple[int, ...]
+    viewer_sees_everything: bool
+    view: str  # mine | team | unassigned | all
+    statuses: tuple[str, ...]
+    channel: str | None
+    limit: int
+    after: InboxCursor | None
+
+
+def build(query: InboxQuery) -> tuple[str, list[Any]]:
+    where: list[str] = []
+    args: list[Any] = []
+
+    def param(value: Any) -> str:
+        args.append(value)
+        return f"${len(args)}"
+
+    if not query.viewer_sees_everything:
+        where.append(
+            f"(c.assignee_id = {param(query.viewer_id)}"
+            f" OR c.team_id = ANY({param(list(query.viewer_team_ids))}::bigint[]))"
+        )
+    if query.view == "mine":
+        where.append(f"c.assignee_id = {param(query.viewer_id)}")
+    elif query.view == "team":
+        where.append(f"c.team_id = ANY({param(list(query.viewer_team_ids))}::bigint[])")
+    elif query.view == "unassigned":
+        where.append("c.assignee_id IS NULL")
+    where.append(f"c.status = ANY({param(list(query.statuses))}::text[])")
+    if query.channel is not None:
+        where.append(f"c.channel = {param(query.channel)}")
+    if query.after is not None:
+        p, t, i = param(query.after.priority), param(query.after.created_at), param(query.after.id)
+        where.append(
+            f"(c.priority < {p} OR (c.priority = {p} AND (c.created_at, c.id) > ({t}, {i})))"
+        )
+    sql = SELECT + " WHERE " + " AND ".join(where) + ORDER + param(query.limit + 1)
+    return sql, args
+
+
+async def list_conversations(
+    db: Pool, query: InboxQuery
+) -> tuple[list[dict[str, Any]], InboxCursor | None]:
+    sql, args = build(query)
+    rows = [dict(r) for r in await db.fetch(sql, *args)]
+    if len(rows) <= query.limit:
+        return rows, None
+    rows = rows[: query.limit]
+    last = rows[-1]
+    return rows, InboxCursor(last["priority"], last["created_at"], last["id"])

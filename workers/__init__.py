@@ -1,0 +1,1 @@
+"""The arq worker: routing, sends and the reconciler. Jobs are thin: they call the core."""

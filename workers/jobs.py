@@ -1,0 +1,63 @@
+"""Job functions: take ids, call one service, and are safe to run twice (invariant 5)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from arq import Retry
+
+from contactcenter import logs
+from contactcenter.conns import Conns
+from contactcenter.domain.messages import DeliveryFailed
+from contactcenter.services import delivery, routing
+
+logger = logging.getLogger(__name__)
+
+# seconds before each retry of a send that failed for a passing reason
+SEND_BACKOFF = (1, 5, 15, 60, 300)
+SEND_MAX_TRIES = len(SEND_BACKOFF) + 1
+
+
+def _conns(ctx: dict[str, Any]) -> Conns:
+    conns: Conns = ctx["conns"]
+    return conns
+
+
+async def on_job_start(ctx: dict[str, Any]) -> None:
+    # every log line of the job carries its id (the job runs in a copy of this context)
+    logs.request_id.set(ctx["job_id"])
+
+
+async def route_conversation(ctx: dict[str, Any], conversation_id: int) -> int | None:
+    return await routing.route_conversation(_conns(ctx), conversation_id)
+
+
+async def assign_waiting(ctx: dict[str, Any], team_id: int) -> int:
+    return len(await routing.assign_waiting(_conns(ctx), team_id))
+
+
+async def send_message(ctx: dict[str, Any], message_id: int) -> str:
+    job_try: int = ctx.get("job_try", 1)
+    try:
+        outcome = await delivery.deliver(
+            _conns(ctx), message_id, ctx["senders"], last_try=job_try >= SEND_MAX_TRIES
+        )
+    except DeliveryFailed as failure:
+        defer = SEND_BACKOFF[min(job_try, len(SEND_BACKOFF)) - 1]
+        logger.warning(
+            "send failed, will retry",
+            extra={"message_id": message_id, "code": failure.code, "retry_in": defer},
+        )
+        raise Retry(defer=defer) from failure
+    return str(outcome)
+
+
+async def reconcile(ctx: dict[str, Any]) -> dict[str, int]:
+    report = await routing.reconcile(_conns(ctx))
+    return {
+        "routes_enqueued": report.routes_enqueued,
+        "teams_filled": len(report.teams_filled),
+        "woken": report.woken,
+        "sends_enqueued": report.sends_enqueued,
+    }

@@ -1,0 +1,69 @@
+"""The worker's arq settings, built from our Settings (so tests can pass their own)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from arq import cron
+from arq.worker import Worker, func
+
+from channels.registry import build_senders
+from contactcenter import db
+from contactcenter.clock import Clock, utc_now
+from contactcenter.conns import Conns, redis_settings
+from contactcenter.settings import Settings
+from workers import jobs
+
+# how often the reconciler looks for work whose job was lost
+RECONCILE_EVERY_SECONDS = 2
+
+# short timeouts keep arq's in-progress lock short (the longest timeout + 10 s), so a job whose
+# worker was killed is retried soon; the reconciler in PostgreSQL is the real guarantee
+ROUTE_TIMEOUT = 15
+SEND_TIMEOUT = 60
+CRON_TIMEOUT = 30
+
+
+def worker_options(settings: Settings, *, clock: Clock = utc_now) -> dict[str, Any]:
+    settings.require("database_url", "redis_url")
+
+    async def startup(ctx: dict[str, Any]) -> None:
+        pool = await db.create_pool(
+            settings.database, min_size=settings.db_pool_min, max_size=settings.db_pool_max
+        )
+        conns = Conns(db=pool, redis=ctx["redis"], settings=settings, clock=clock)
+        ctx["conns"] = conns
+        ctx["senders"] = build_senders(conns)
+
+    async def shutdown(ctx: dict[str, Any]) -> None:
+        conns: Conns | None = ctx.get("conns")
+        if conns is not None:
+            await conns.db.close()
+
+    return {
+        "functions": [
+            func(jobs.route_conversation, timeout=ROUTE_TIMEOUT, max_tries=10),
+            func(jobs.assign_waiting, timeout=ROUTE_TIMEOUT, max_tries=10),
+            func(jobs.send_message, timeout=SEND_TIMEOUT, max_tries=jobs.SEND_MAX_TRIES),
+        ],
+        "cron_jobs": [
+            cron(
+                jobs.reconcile,
+                second=set(range(0, 60, RECONCILE_EVERY_SECONDS)),
+                timeout=CRON_TIMEOUT,
+                run_at_startup=True,
+            )
+        ],
+        "redis_settings": redis_settings(settings.redis),
+        "on_startup": startup,
+        "on_shutdown": shutdown,
+        "on_job_start": jobs.on_job_start,
+        "max_jobs": settings.worker_max_jobs,
+        "poll_delay": 0.05,
+        "keep_result": 0,
+        "job_timeout": SEND_TIMEOUT,
+    }
+
+
+def create_worker(settings: Settings, *, clock: Clock = utc_now, **overrides: Any) -> Worker:
+    return Worker(**{**worker_options(settings, clock=clock), **overrides})
