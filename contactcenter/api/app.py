@@ -18,6 +18,8 @@ from contactcenter.clock import Clock, utc_now
 from contactcenter.conns import Conns, create_redis
 from contactcenter.settings import Settings
 
+HUB_START_TIMEOUT_SECONDS = 5.0
+
 
 def create_app(settings: Settings, *, clock: Clock = utc_now) -> web.Application:
     settings.require("database_url", "redis_url", "secret_key")
@@ -36,6 +38,10 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> web.Application
         hub = RealtimeHub(redis)
         app[HUB] = hub
         hub_task = asyncio.create_task(hub.run(), name="realtime-hub")
+        # start answering once subscribed, so the first events are not missed; a Redis that
+        # is away does not keep the API down (the hub keeps trying)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(hub.connected.wait(), HUB_START_TIMEOUT_SECONDS)
         try:
             yield
         finally:

@@ -15,3 +15,4 @@ if TYPE_CHECKING:
 SETTINGS = web.AppKey("settings", Settings)
 CONNS = web.AppKey("conns", Conns)
 HUB: web.AppKey[RealtimeHub] = web.AppKey("hub")
+REQUEST_ID = web.RequestKey("request_id", str)

@@ -16,6 +16,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 
 from contactcenter import logs
 from contactcenter.api.errors import ApiError, error_response, status_of
+from contactcenter.api.keys import REQUEST_ID
 from contactcenter.domain.errors import DomainError
 
 logger = logging.getLogger(__name__)
@@ -49,7 +50,7 @@ _UNAVAILABLE = (
 async def request_context(request: web.Request, handler: Handler) -> web.StreamResponse:
     offered = request.headers.get("X-Request-ID", "")
     request_id = offered if _CALLER_REQUEST_ID.match(offered) else uuid.uuid4().hex
-    request["request_id"] = request_id
+    request[REQUEST_ID] = request_id
     token = logs.request_id.set(request_id)
     try:
         response = await handler(request)
@@ -87,7 +88,7 @@ async def error_envelope(request: web.Request, handler: Handler) -> web.StreamRe
             500,
             "internal_error",
             "something went wrong on our side",
-            {"request_id": request.get("request_id")},
+            {"request_id": request.get(REQUEST_ID)},
         )
 
 
@@ -107,6 +108,6 @@ class AccessLogger(AbstractAccessLogger):
                 "path": request.path,
                 "status": response.status,
                 "duration_ms": round(time * 1000, 2),
-                "request_id": request.get("request_id"),
+                "request_id": request.get(REQUEST_ID),
             },
         )

@@ -117,17 +117,17 @@ RETURNING {COLUMNS}
 
 SET_STATUS = f"""
 UPDATE conversations SET
-    status = $2,
+    status = $2::text,
     snoozed_until = $3,
-    resolved_at = CASE WHEN $2 = 'resolved' THEN $4 ELSE NULL END,
-    waiting_since = CASE WHEN $2 = 'open' THEN waiting_since ELSE NULL END,
+    resolved_at = CASE WHEN $2::text = 'resolved' THEN $4::timestamptz END,
+    waiting_since = CASE WHEN $2::text = 'open' THEN waiting_since END,
     route_requested_at = CASE
-        WHEN $2 = 'open' AND assignee_id IS NULL AND waiting_since IS NULL THEN $4
-        ELSE NULL END,
+        WHEN $2::text = 'open' AND assignee_id IS NULL AND waiting_since IS NULL
+        THEN $4::timestamptz END,
     route_version = CASE
-        WHEN $2 = 'open' AND assignee_id IS NULL AND waiting_since IS NULL
+        WHEN $2::text = 'open' AND assignee_id IS NULL AND waiting_since IS NULL
         THEN route_version + 1 ELSE route_version END,
-    updated_at = $4
+    updated_at = $4::timestamptz
 WHERE id = $1
 RETURNING {COLUMNS}
 """

@@ -1,0 +1,151 @@
+"""Real PostgreSQL and Redis for every test.
+
+TEST_DATABASE_URL / TEST_REDIS_URL name servers to use (CI sets them to the machine's);
+without them the session starts the embedded ones, as `contactcenter up` does. Either way the
+suite works in a throwaway database of its own, migrated once, emptied before each test.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+from aiohttp.test_utils import TestClient
+from arq.connections import ArqRedis
+from arq.worker import Worker
+
+from contactcenter import db as db_module
+from contactcenter.api.app import create_app
+from contactcenter.api.middleware import AccessLogger
+from contactcenter.conns import Conns, create_redis
+from contactcenter.embedded import EmbeddedPostgres, EmbeddedRedis, postgres_url_with_database
+from contactcenter.migrate import migrate
+from contactcenter.settings import Settings
+from tests.helpers import make_worker
+
+TABLES = "messages, conversations, contact_identities, contacts, team_members, agents, teams"
+TEST_SECRET = "test-secret-key-that-is-long-enough-0123456789"
+
+
+@pytest.fixture(scope="session")
+def server_urls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
+    """(PostgreSQL admin URL, Redis URL): the named servers, or embedded ones."""
+    postgres: EmbeddedPostgres | None = None
+    redis: EmbeddedRedis | None = None
+    pg_url = os.environ.get("TEST_DATABASE_URL")
+    redis_url = os.environ.get("TEST_REDIS_URL")
+    base = tmp_path_factory.mktemp("servers")
+    if not pg_url:
+        postgres = EmbeddedPostgres(Path(base) / "postgres")
+        pg_url = postgres.start("postgres")
+    if not redis_url:
+        redis = EmbeddedRedis(Path(base) / "redis", persistent=False)
+        redis_url = redis.start()
+    try:
+        yield pg_url, redis_url
+    finally:
+        if redis is not None:
+            redis.stop()
+        if postgres is not None:
+            postgres.stop()
+
+
+@pytest.fixture(scope="session")
+async def database_url(server_urls: tuple[str, str]) -> AsyncIterator[str]:
+    admin_url, _ = server_urls
+    name = f"cc_test_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(admin_url)
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    url = postgres_url_with_database(admin_url, name)
+    try:
+        await migrate(url)
+        yield url
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+@pytest.fixture(scope="session")
+def settings(database_url: str, server_urls: tuple[str, str]) -> Settings:
+    return Settings(
+        database_url=database_url,
+        redis_url=server_urls[1],
+        secret_key=TEST_SECRET,
+        db_pool_min=1,
+        db_pool_max=10,
+        reconcile_after_seconds=3.0,
+    )
+
+
+@pytest.fixture(scope="session")
+async def db(settings: Settings) -> AsyncIterator[asyncpg.Pool]:
+    pool = await db_module.create_pool(settings.database, min_size=1, max_size=5)
+    yield pool
+    await pool.close()
+
+
+@pytest.fixture(scope="session")
+async def redis(settings: Settings) -> AsyncIterator[ArqRedis]:
+    client = await create_redis(settings.redis)
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture(autouse=True)
+async def clean_state(db: asyncpg.Pool, redis: ArqRedis) -> None:
+    """Each test starts from a freshly migrated database (the default team only) and an
+    empty Redis."""
+    async with db.acquire() as conn:
+        await conn.execute(f"TRUNCATE {TABLES} RESTART IDENTITY CASCADE")
+        # the seed of migrations/0001_spine.sql
+        await conn.execute("INSERT INTO teams (name, is_default) VALUES ('General', true)")
+    await redis.flushdb()
+
+
+@pytest.fixture
+def conns(db: asyncpg.Pool, redis: ArqRedis, settings: Settings) -> Conns:
+    return Conns(db=db, redis=redis, settings=settings)
+
+
+@pytest.fixture
+async def client(
+    aiohttp_client: Callable[..., Awaitable[TestClient[Any, Any]]], settings: Settings
+) -> TestClient[Any, Any]:
+    """The real web app on a real socket."""
+    return await aiohttp_client(
+        create_app(settings), server_kwargs={"access_log_class": AccessLogger}
+    )
+
+
+@pytest.fixture
+def run_jobs(settings: Settings) -> Callable[..., Awaitable[int]]:
+    """Run a real arq worker in burst mode until the queue is empty; returns jobs completed."""
+
+    async def run(*, cron: bool = False) -> int:
+        worker = make_worker(settings, cron=cron, burst=True)
+        try:
+            await worker.async_run()
+        finally:
+            await worker.close()
+        return worker.jobs_complete
+
+    return run
+
+
+@pytest.fixture
+async def running_worker(settings: Settings) -> AsyncIterator[Worker]:
+    """A real arq worker running beside the test, as in production."""
+    worker = make_worker(settings)
+    task = asyncio.create_task(worker.async_run())
+    yield worker
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    await worker.close()

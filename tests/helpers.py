@@ -1,0 +1,87 @@
+"""Helpers for tests: waiting on conditions, workers, and factories with sensible defaults."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import asyncpg
+from aiohttp.test_utils import TestClient
+from arq.worker import Worker
+
+from contactcenter.clock import utc_now
+from contactcenter.domain.enums import Presence, Role
+from contactcenter.services.agents import create_agent
+from contactcenter.settings import Settings
+from contactcenter.store import agents as agents_store
+from workers.settings import create_worker
+
+
+async def eventually(
+    check: Callable[[], Awaitable[Any]], *, within: float = 10.0, interval: float = 0.02
+) -> Any:
+    """Wait until `check()` returns something truthy; fail after `within` seconds."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while True:
+        result = await check()
+        if result:
+            return result
+        if loop.time() > deadline:
+            raise AssertionError(f"condition not met within {within}s (last: {result!r})")
+        await asyncio.sleep(interval)
+
+
+def make_worker(settings: Settings, *, cron: bool = False, **overrides: Any) -> Worker:
+    """A real arq worker on the test settings; cron jobs (the reconciler) only when asked."""
+    options: dict[str, Any] = {"handle_signals": False, "poll_delay": 0.01}
+    if not cron:
+        options["cron_jobs"] = []
+    options.update(overrides)
+    return create_worker(settings, **options)
+
+
+async def make_agent(
+    db: asyncpg.Pool,
+    *,
+    name: str = "Agent",
+    email: str | None = None,
+    role: Role = Role.AGENT,
+    team: str | None = None,
+    capacity: int = 3,
+    online: bool = True,
+) -> tuple[int, str]:
+    """An agent in `team` (default: the default team); returns (id, token)."""
+    created = await create_agent(
+        db,
+        name=name,
+        email=email or f"{uuid.uuid4().hex[:10]}@agents.example",
+        role=role,
+        team_name=team,
+        capacity=capacity,
+    )
+    if online:
+        async with db.acquire() as conn:
+            await agents_store.set_presence(conn, created.id, Presence.ONLINE, utc_now())
+    return created.id, created.token
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def new_client_id() -> str:
+    return uuid.uuid4().hex
+
+
+async def start_chat(
+    client: TestClient[Any, Any], text: str = "Hello, I need help", **fields: Any
+) -> dict[str, Any]:
+    """A visitor opens a web conversation; returns the 201 body."""
+    body = {"text": text, "client_message_id": new_client_id(), **fields}
+    response = await client.post("/v1/web/conversations", json=body)
+    assert response.status == 201, await response.text()
+    result: dict[str, Any] = await response.json()
+    return result
