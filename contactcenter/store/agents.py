@@ -40,16 +40,23 @@ UPDATE agents SET presence = $2, presence_changed_at = $3 WHERE id = $1
 TEAM_IDS = "SELECT team_id FROM team_members WHERE agent_id = $1 ORDER BY team_id"
 
 # the team's online agents, locked in id order (fills of two teams sharing an agent take the
-# locks in the same order, so they queue instead of deadlocking), with their current loads
-LOCK_ONLINE_WITH_LOADS = """
-SELECT a.id, a.capacity, a.last_assigned_at,
-       (SELECT count(*) FROM conversations c
-        WHERE c.assignee_id = a.id AND c.status = ANY($2::text[])) AS load
+# locks in the same order, so they queue instead of deadlocking)
+LOCK_ONLINE = """
+SELECT a.id, a.capacity, a.last_assigned_at
 FROM agents a
 JOIN team_members tm ON tm.agent_id = a.id AND tm.team_id = $1
 WHERE a.presence = 'online'
 ORDER BY a.id
 FOR UPDATE OF a
+"""
+
+# counted in a statement of its own, AFTER the locks are held: in READ COMMITTED a new
+# statement sees what the previous lock holder committed, while a count inside the locking
+# statement would use that statement's older snapshot and miss it
+LOADS = """
+SELECT assignee_id, count(*) AS load FROM conversations
+WHERE assignee_id = ANY($1::bigint[]) AND status = ANY($2::text[])
+GROUP BY assignee_id
 """
 
 TOUCH_ASSIGNED = "UPDATE agents SET last_assigned_at = $2 WHERE id = $1"
@@ -86,8 +93,15 @@ async def team_ids(conn: Connection | Any, agent_id: int) -> list[int]:
 
 
 async def lock_online_with_loads(conn: Connection, team_id: int) -> list[AgentLoad]:
-    rows = await conn.fetch(LOCK_ONLINE_WITH_LOADS, team_id, ACTIVE)
-    return [AgentLoad(r["id"], r["capacity"], r["load"], r["last_assigned_at"]) for r in rows]
+    """Call inside a transaction: the locks hold until it ends."""
+    rows = await conn.fetch(LOCK_ONLINE, team_id)
+    if not rows:
+        return []
+    counted = await conn.fetch(LOADS, [r["id"] for r in rows], ACTIVE)
+    load = {r["assignee_id"]: r["load"] for r in counted}
+    return [
+        AgentLoad(r["id"], r["capacity"], load.get(r["id"], 0), r["last_assigned_at"]) for r in rows
+    ]
 
 
 async def touch_assigned(conn: Connection, agent_id: int, now: datetime) -> None:
