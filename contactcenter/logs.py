@@ -26,9 +26,10 @@ def setup_logging(level: str = "INFO", *, process: str) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(
         JsonFormatter(
-            "%(asctime)s %(levelname)s %(name)s %(message)s",
-            rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
+            "%(levelname)s %(name)s %(message)s",
+            rename_fields={"levelname": "level", "name": "logger"},
             static_fields={"process": process},
+            timestamp="time",  # RFC 3339, UTC
         )
     )
     handler.addFilter(_RequestIdFilter())
