@@ -10,18 +10,27 @@ import json
 import logging
 from typing import Any
 
+from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from contactcenter.conns import Conns
 
 logger = logging.getLogger(__name__)
 
-AGENT_EVENTS = "cc:events"
-VISITOR_PREFIX = "cc:visitor:"
+
+def _namespace(redis: Redis) -> str:
+    # pub/sub channels are global to a Redis server, not per database like keys: name them
+    # after the database, so two deployments on one server never hear each other
+    database = redis.connection_pool.connection_kwargs.get("db", 0)
+    return f"cc:{database}:"
 
 
-def visitor_channel(conversation_id: int) -> str:
-    return f"{VISITOR_PREFIX}{conversation_id}"
+def agent_events_channel(redis: Redis) -> str:
+    return _namespace(redis) + "events"
+
+
+def visitor_prefix(redis: Redis) -> str:
+    return _namespace(redis) + "visitor:"
 
 
 async def _publish(conns: Conns, channel: str, payload: dict[str, Any]) -> bool:
@@ -45,7 +54,7 @@ async def publish_agent_event(
     """An event for the inbox; each socket shows it only to agents who may see the conversation."""
     await _publish(
         conns,
-        AGENT_EVENTS,
+        agent_events_channel(conns.redis),
         {
             "type": kind,
             "conversation_id": conversation_id,
@@ -57,4 +66,5 @@ async def publish_agent_event(
 
 
 async def publish_to_visitor(conns: Conns, conversation_id: int, payload: dict[str, Any]) -> bool:
-    return await _publish(conns, visitor_channel(conversation_id), payload)
+    channel = f"{visitor_prefix(conns.redis)}{conversation_id}"
+    return await _publish(conns, channel, payload)

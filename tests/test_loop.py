@@ -9,6 +9,9 @@ import asyncpg
 from aiohttp.test_utils import TestClient
 from arq.worker import Worker
 
+from contactcenter.api.app import create_app
+from contactcenter.domain.enums import Role
+from contactcenter.settings import Settings
 from tests.helpers import bearer, eventually, make_agent, new_client_id, start_chat
 
 
@@ -66,7 +69,9 @@ async def test_a_web_message_is_routed_answered_and_delivered(
 
     # the send job marked it sent, and the first response is recorded
     async def sent() -> bool:
-        status = await db.fetchval("SELECT status FROM messages WHERE id = $1", queued["message_id"])
+        status = await db.fetchval(
+            "SELECT status FROM messages WHERE id = $1", queued["message_id"]
+        )
         return bool(status == "sent")
 
     await eventually(sent)
@@ -187,3 +192,18 @@ async def test_the_same_client_message_id_gives_one_message(
     reused = await client.post(path, json={**follow_up, "text": "Different"}, headers=token)
     assert reused.status == 409
     assert (await reused.json())["error"]["code"] == "client_message_id_reused"
+
+
+async def test_events_reach_sockets_on_another_web_process(
+    aiohttp_client: Any, settings: Settings, db: asyncpg.Pool, client: TestClient[Any, Any]
+) -> None:
+    """Two web processes on one Redis: what happens on one is heard on the other."""
+    other = await aiohttp_client(create_app(settings))
+    _, token = await make_agent(db, role=Role.SUPERVISOR)
+    events = await other.ws_connect("/v1/events", headers=bearer(token))
+    assert (await events.receive_json(timeout=5))["type"] == "hello"
+
+    chat = await start_chat(client, "Written on the first process")
+    created = await _events_until(events, "message.created")
+    assert created["conversation_id"] == chat["conversation_id"]
+    await events.close()

@@ -21,7 +21,7 @@ from redis.exceptions import RedisError
 from contactcenter.api.auth import require_agent
 from contactcenter.api.keys import HUB
 from contactcenter.domain.agents import Agent
-from contactcenter.events import AGENT_EVENTS, VISITOR_PREFIX
+from contactcenter.events import agent_events_channel, visitor_prefix
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +38,8 @@ CLOSE: dict[str, Any] = {"type": "close"}
 class RealtimeHub:
     def __init__(self, redis: Redis) -> None:
         self._redis = redis
+        self._agent_channel = agent_events_channel(redis)
+        self._visitor_prefix = visitor_prefix(redis)
         self._agents: dict[asyncio.Queue[dict[str, Any]], Agent] = {}
         self._visitors: dict[int, set[asyncio.Queue[dict[str, Any]]]] = defaultdict(set)
         self.connected = asyncio.Event()
@@ -68,8 +70,8 @@ class RealtimeHub:
         while True:
             pubsub = self._redis.pubsub()
             try:
-                await pubsub.subscribe(AGENT_EVENTS)
-                await pubsub.psubscribe(VISITOR_PREFIX + "*")
+                await pubsub.subscribe(self._agent_channel)
+                await pubsub.psubscribe(self._visitor_prefix + "*")
                 if failures:
                     logger.info("realtime resubscribed")
                     self._broadcast_visitors(RESYNC)
@@ -100,12 +102,12 @@ class RealtimeHub:
         except (TypeError, ValueError):
             logger.warning("unreadable realtime payload", extra={"channel": channel})
             return
-        if channel == AGENT_EVENTS:
+        if channel == self._agent_channel:
             for queue, agent in list(self._agents.items()):
                 if _agent_may_see(agent, payload):
                     _offer(queue, payload)
-        elif channel.startswith(VISITOR_PREFIX):
-            suffix = channel[len(VISITOR_PREFIX) :]
+        elif channel.startswith(self._visitor_prefix):
+            suffix = channel[len(self._visitor_prefix) :]
             if suffix.isdigit():
                 for queue in list(self._visitors.get(int(suffix), ())):
                     _offer(queue, payload)
