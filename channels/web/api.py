@@ -15,7 +15,15 @@ from pydantic import Field
 from channels.web.sender import visitor_message
 from contactcenter.api.errors import ApiError
 from contactcenter.api.keys import CONNS, HUB
-from contactcenter.api.parsing import Body, CleanStr, bearer_token, check_text, path_id, read_json
+from contactcenter.api.parsing import (
+    Body,
+    CleanStr,
+    bearer_token,
+    check_text,
+    path_id,
+    read_json,
+    whole_number,
+)
 from contactcenter.api.realtime import CLOSE, HEARTBEAT_SECONDS, RESYNC, drain_incoming
 from contactcenter.domain.enums import Channel, IdentityKind
 from contactcenter.domain.identities import normalise_email, normalise_phone
@@ -114,10 +122,10 @@ async def post_message(request: web.Request) -> web.Response:
 
 
 def _after_id(request: web.Request) -> int:
-    raw = request.query.get("after", "0")
-    if not raw.isdigit() or int(raw) >= 2**63:
+    after = whole_number(request.query.get("after", "0"))
+    if after is None:
         raise ApiError(422, "invalid_query", "after must be a message id", {"field": "after"})
-    return int(raw)
+    return after
 
 
 def _history_item(row: dict[str, Any]) -> dict[str, Any]:

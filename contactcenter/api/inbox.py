@@ -11,7 +11,14 @@ from pydantic import AwareDatetime
 from contactcenter.api.auth import require_agent
 from contactcenter.api.errors import ApiError
 from contactcenter.api.keys import CONNS
-from contactcenter.api.parsing import Body, CleanStr, check_text, path_id, read_json
+from contactcenter.api.parsing import (
+    Body,
+    CleanStr,
+    check_text,
+    path_id,
+    read_json,
+    whole_number,
+)
 from contactcenter.api.serialize import decode_cursor, encode_cursor, jsonable
 from contactcenter.domain.enums import Channel, ConversationStatus, Presence
 from contactcenter.services import agents, inbox
@@ -48,15 +55,15 @@ def _choice(name: str, value: str, allowed: tuple[str, ...]) -> str:
 
 
 def _query_limit(request: web.Request) -> int:
-    raw = request.query.get("limit", str(DEFAULT_LIMIT))
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
+    limit = whole_number(request.query.get("limit", str(DEFAULT_LIMIT)), low=1, high=MAX_LIMIT)
+    if limit is None:
         raise ApiError(
             422,
             "invalid_query",
             f"limit must be a number from 1 to {MAX_LIMIT}",
             {"field": "limit"},
         )
-    return int(raw)
+    return limit
 
 
 async def list_inbox(request: web.Request) -> web.Response:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Annotated, Any, TypeVar
 
 from aiohttp import web
@@ -17,14 +18,19 @@ Model = TypeVar("Model", bound=BaseModel)
 MAX_ID = 2**63 - 1
 
 
-def _no_nul(value: str) -> str:
-    # PostgreSQL text cannot hold NUL; refuse it here rather than fail on insert
+def _storable(value: str) -> str:
+    # PostgreSQL text holds neither NUL nor lone surrogates (JSON "\ud800"); refuse them here
+    # rather than fail on insert
     if "\x00" in value:
         raise ValueError("must not contain NUL characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("must be valid Unicode (no lone surrogates)") from None
     return value
 
 
-CleanStr = Annotated[str, AfterValidator(_no_nul)]
+CleanStr = Annotated[str, AfterValidator(_storable)]
 
 
 class Body(BaseModel):
@@ -61,11 +67,22 @@ def _field_error(error: Any) -> dict[str, str]:
     return {"field": location, "message": error["msg"], "type": error["type"]}
 
 
+_DIGITS = re.compile(r"^[0-9]{1,19}$")
+
+
+def whole_number(raw: str, *, low: int = 0, high: int = MAX_ID) -> int | None:
+    """An ASCII decimal within [low, high], or None (str.isdigit would let '²' through)."""
+    if not _DIGITS.match(raw):
+        return None
+    value = int(raw)
+    return value if low <= value <= high else None
+
+
 def path_id(request: web.Request, name: str = "id") -> int:
-    raw = request.match_info[name]
-    if not raw.isdigit() or int(raw) > MAX_ID or int(raw) == 0:
+    value = whole_number(request.match_info[name], low=1)
+    if value is None:
         raise ApiError(404, "not_found", f"no such {name}")
-    return int(raw)
+    return value
 
 
 def bearer_token(request: web.Request, *, allow_query: bool = False) -> str | None:

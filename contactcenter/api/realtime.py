@@ -108,7 +108,7 @@ class RealtimeHub:
                     _offer(queue, payload)
         elif channel.startswith(self._visitor_prefix):
             suffix = channel[len(self._visitor_prefix) :]
-            if suffix.isdigit():
+            if suffix.isascii() and suffix.isdigit():
                 for queue in list(self._visitors.get(int(suffix), ())):
                     _offer(queue, payload)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from contactcenter.api.errors import ApiError
@@ -41,6 +41,7 @@ def decode_cursor(text: str) -> InboxCursor:
             raise ValueError("out of range")
         if cursor.created_at.tzinfo is None:
             raise ValueError("no offset")
+        cursor.created_at.astimezone(UTC)  # out of range once in UTC: OverflowError
         return cursor
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, OverflowError):
         raise ApiError(400, "invalid_cursor", "the cursor is not one this server gave") from None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -19,6 +19,7 @@ from contactcenter.store.inbox import InboxCursor, InboxQuery, list_conversation
 logger = logging.getLogger(__name__)
 
 MESSAGES_IN_VIEW = 200
+MAX_SNOOZE = timedelta(days=366)
 
 
 def _not_found() -> NotFound:
@@ -144,6 +145,8 @@ async def change_status(
     if status is ConversationStatus.SNOOZED:
         if until is None or until <= now:
             raise Invalid("snoozing needs `until`, a time in the future", code="invalid_until")
+        if until > now + MAX_SNOOZE:
+            raise Invalid(f"snoozing is for at most {MAX_SNOOZE.days} days", code="invalid_until")
     elif until is not None:
         raise Invalid("`until` goes only with status snoozed", code="invalid_until")
     if status is ConversationStatus.CLOSED:
