@@ -16,6 +16,7 @@ from channels.web.sender import visitor_message
 from contactcenter.api.errors import ApiError
 from contactcenter.api.keys import CONNS, HUB
 from contactcenter.api.parsing import (
+    CHALLENGE,
     Body,
     CleanStr,
     bearer_token,
@@ -91,14 +92,21 @@ def _visitor_conversation(request: web.Request, *, allow_query: bool = False) ->
     conversation_id = path_id(request)
     token = bearer_token(request, allow_query=allow_query)
     if token is None:
-        raise ApiError(401, "missing_token", "send the visitor token: Authorization: Bearer ...")
+        raise ApiError(
+            401,
+            "missing_token",
+            "send the visitor token: Authorization: Bearer ...",
+            headers=CHALLENGE,
+        )
     settings = request.app[CONNS].settings
     try:
         visitors.verify(settings.secret, token, conversation_id, settings.visitor_token_ttl_seconds)
     except visitors.VisitorTokenError as error:
         if error.code == "token_scope_mismatch":
             raise ApiError(403, "forbidden", "this token is for another conversation") from None
-        raise ApiError(401, error.code, "the visitor token is not valid") from None
+        raise ApiError(
+            401, error.code, "the visitor token is not valid", headers=CHALLENGE
+        ) from None
     return conversation_id
 
 

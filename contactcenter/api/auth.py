@@ -6,12 +6,10 @@ from aiohttp import web
 
 from contactcenter.api.errors import ApiError
 from contactcenter.api.keys import CONNS
-from contactcenter.api.parsing import bearer_token
+from contactcenter.api.parsing import CHALLENGE, bearer_token
 from contactcenter.domain.agents import Agent
 from contactcenter.domain.enums import Role
 from contactcenter.services import agents
-
-_CHALLENGE = {"WWW-Authenticate": 'Bearer realm="contactcenter"'}
 
 
 async def require_agent(
@@ -23,11 +21,11 @@ async def require_agent(
             401,
             "missing_token",
             "send an agent token: Authorization: Bearer ...",
-            headers=_CHALLENGE,
+            headers=CHALLENGE,
         )
     agent = await agents.authenticate(request.app[CONNS].db, token)
     if agent is None:
-        raise ApiError(401, "invalid_token", "the token is not valid", headers=_CHALLENGE)
+        raise ApiError(401, "invalid_token", "the token is not valid", headers=CHALLENGE)
     if agent.role not in roles:
         raise ApiError(403, "forbidden", f"this needs the role {' or '.join(roles)}")
     return agent

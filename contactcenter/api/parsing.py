@@ -16,6 +16,8 @@ from contactcenter.domain.errors import Invalid
 Model = TypeVar("Model", bound=BaseModel)
 
 MAX_ID = 2**63 - 1
+# every 401 says how to authenticate (RFC 9110)
+CHALLENGE = {"WWW-Authenticate": 'Bearer realm="contactcenter"'}
 
 
 def _storable(value: str) -> str:
@@ -48,9 +50,12 @@ async def read_json(request: web.Request, model: type[Model]) -> Model:
         )
     raw = await request.read()  # refuses a body over the app's client_max_size with 413
     try:
-        data = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ApiError(400, "invalid_json", f"the body is not valid JSON: {exc}") from None
+        # JSON between systems is UTF-8 (RFC 8259); json.loads would guess UTF-16 from bytes.
+        # ValueError also covers integers of over 4,300 digits, RecursionError deep nesting.
+        data = json.loads(raw.decode("utf-8"))
+    except (ValueError, RecursionError) as exc:
+        reason = "too deeply nested" if isinstance(exc, RecursionError) else str(exc)
+        raise ApiError(400, "invalid_json", f"the body is not valid JSON: {reason}") from None
     try:
         return model.model_validate(data)
     except ValidationError as exc:
@@ -86,14 +91,23 @@ def path_id(request: web.Request, name: str = "id") -> int:
 
 
 def bearer_token(request: web.Request, *, allow_query: bool = False) -> str | None:
+    """The token the caller sent, None when there is none; ours are ASCII, others are refused."""
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
+    found: str | None = None
     if scheme.lower() == "bearer" and token.strip():
-        return token.strip()
-    if allow_query:
+        found = token.strip()
+    elif allow_query:
         # browsers cannot set headers on a WebSocket; the access log never prints queries
-        return request.query.get("token") or None
-    return None
+        found = request.query.get("token") or None
+    if found is not None and not (found.isascii() and found.isprintable()):
+        raise ApiError(
+            401,
+            "invalid_token",
+            "the token is not valid",
+            headers=CHALLENGE,
+        )
+    return found
 
 
 def check_text(request: web.Request, text: str) -> str:

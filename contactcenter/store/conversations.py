@@ -53,14 +53,15 @@ WHERE id = $1
 RETURNING {COLUMNS}
 """
 
-# the route job's decision: the conversation joins its team's queue
+# the route job's decision: the conversation joins its team's queue, in the place of the
+# moment the customer asked (when routing was requested), not of when the job happened to run
 ENQUEUE_IN_TEAM = """
 UPDATE conversations SET
     team_id = $2,
     priority = $3,
     route_requested_at = NULL,
     waiting_since = CASE WHEN assignee_id IS NULL AND status = 'open'
-                         THEN coalesce(waiting_since, $4) ELSE NULL END,
+                         THEN coalesce(waiting_since, route_requested_at, $4) END,
     updated_at = $4
 WHERE id = $1
 """
