@@ -52,9 +52,8 @@ from contactcenter.embedded import (
     EmbeddedPostgres,
     EmbeddedRedis,
     free_port,
-    postgres_url_with_database,
 )
-from contactcenter.migrate import migrate
+from contactcenter.scratch import scratch_database
 from contactcenter.settings import Settings
 
 logger = logging.getLogger("bench.ingest")
@@ -165,23 +164,6 @@ def servers(
             redis_url = redis.start()
             stack.callback(redis.stop)
         yield database_url, redis_url
-
-
-@contextlib.asynccontextmanager
-async def fresh_database(admin_url: str) -> AsyncIterator[str]:
-    """A database of the run's own on the server, migrated, dropped at the end."""
-    name = f"bench_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(admin_url)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-        url = postgres_url_with_database(admin_url, name)
-        try:
-            await migrate(url)
-            yield url
-        finally:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
 
 
 @contextlib.asynccontextmanager
@@ -322,7 +304,10 @@ async def measure_floor(database_url: str, redis: ArqRedis, args: argparse.Names
 async def measure(
     args: argparse.Namespace, admin_url: str, redis_url: str, workdir: Path
 ) -> dict[str, Any]:
-    async with fresh_database(admin_url) as database_url, arq_redis(redis_url) as redis:
+    async with (
+        scratch_database(admin_url, prefix="bench") as database_url,
+        arq_redis(redis_url) as redis,
+    ):
         waiting = await redis.zcard(default_queue_name)
         if waiting:
             logger.warning("%d jobs already wait in this Redis database's queue", waiting)

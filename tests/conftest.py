@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -25,8 +24,8 @@ from contactcenter import db as db_module
 from contactcenter.api.app import create_app
 from contactcenter.api.middleware import AccessLogger
 from contactcenter.conns import Conns, create_redis
-from contactcenter.embedded import EmbeddedPostgres, EmbeddedRedis, postgres_url_with_database
-from contactcenter.migrate import migrate
+from contactcenter.embedded import EmbeddedPostgres, EmbeddedRedis
+from contactcenter.scratch import scratch_database
 from contactcenter.settings import Settings
 from tests.helpers import make_worker
 
@@ -59,17 +58,8 @@ def server_urls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str,
 
 @pytest.fixture(scope="session")
 async def database_url(server_urls: tuple[str, str]) -> AsyncIterator[str]:
-    admin_url, _ = server_urls
-    name = f"cc_test_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(admin_url)
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    url = postgres_url_with_database(admin_url, name)
-    try:
-        await migrate(url)
+    async with scratch_database(server_urls[0], prefix="cc_test") as url:
         yield url
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
 
 
 @pytest.fixture(scope="session")

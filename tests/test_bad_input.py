@@ -633,9 +633,16 @@ async def test_the_events_socket_refuses_a_missing_or_wrong_agent_token(
 # ------------------------------------------------------------------------------- unknown ids
 
 
+MALFORMED_IDS = ["abc", "0", "-1", "1e3", " 1", "0x10", OVER_2_63, "9" * 40, *UNICODE_DIGITS]
+
+
 @pytest.mark.parametrize(
-    "conversation",
-    ["abc", "0", "-1", "1e3", " 1", "0x10", OVER_2_63, "9" * 40, *UNICODE_DIGITS],
+    ("conversation", "code"),
+    [
+        *((bad, "not_found") for bad in MALFORMED_IDS),
+        ("999999", "conversation_not_found"),
+        (str(2**63 - 1), "conversation_not_found"),
+    ],
     ids=[
         "letters",
         "zero",
@@ -648,10 +655,12 @@ async def test_the_events_socket_refuses_a_missing_or_wrong_agent_token(
         "superscript",
         "arabic-indic",
         "fullwidth",
+        "unknown",
+        "largest-id",
     ],
 )
-async def test_a_conversation_id_that_is_not_one_is_not_found(
-    client: Client, db: asyncpg.Pool, agent_token: str, conversation: str
+async def test_a_conversation_that_is_not_there_is_not_found(
+    client: Client, db: asyncpg.Pool, agent_token: str, conversation: str, code: str
 ) -> None:
     headers = bearer(agent_token)
     async with nothing_written(db):
@@ -664,25 +673,7 @@ async def test_a_conversation_id_that_is_not_one_is_not_found(
             response = await client.request(
                 method, f"/v1/conversations/{conversation}{suffix}", json=body, headers=headers
             )
-            await assert_error(response, 404, "not_found")
-
-
-@pytest.mark.parametrize("conversation", ["999999", str(2**63 - 1)])
-async def test_an_unknown_conversation_is_not_found(
-    client: Client, db: asyncpg.Pool, agent_token: str, conversation: str
-) -> None:
-    headers = bearer(agent_token)
-    async with nothing_written(db):
-        for method, suffix, body in (
-            ("GET", "", None),
-            ("POST", "/replies", {"text": "Hello"}),
-            ("POST", "/notes", {"text": "Hello"}),
-            ("POST", "/status", {"status": "resolved"}),
-        ):
-            response = await client.request(
-                method, f"/v1/conversations/{conversation}{suffix}", json=body, headers=headers
-            )
-            await assert_error(response, 404, "conversation_not_found")
+            await assert_error(response, 404, code)
 
 
 async def test_another_teams_conversation_looks_exactly_like_an_unknown_one(

@@ -5,14 +5,13 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
-import uuid
 from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
 
-from contactcenter.embedded import postgres_url_with_database
 from contactcenter.migrate import load_migrations, migrate
+from contactcenter.scratch import scratch_database
 from contactcenter.services.agents import authenticate, hash_token
 from contactcenter.settings import Settings
 
@@ -41,15 +40,8 @@ def clean_env(**extra: str) -> dict[str, str]:
 
 @pytest.fixture
 async def empty_database(server_urls: tuple[str, str]) -> AsyncIterator[str]:
-    admin_url = server_urls[0]
-    name = f"cc_migrate_{uuid.uuid4().hex[:10]}"
-    admin = await asyncpg.connect(admin_url)
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield postgres_url_with_database(admin_url, name)
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
+    async with scratch_database(server_urls[0], prefix="cc_migrate", migrated=False) as url:
+        yield url
 
 
 async def test_migrations_started_together_apply_each_file_once(empty_database: str) -> None:
