@@ -135,6 +135,10 @@ async def running_worker(settings: Settings) -> AsyncIterator[Worker]:
     worker = make_worker(settings)
     task = asyncio.create_task(worker.async_run())
     yield worker
+    # stop as a deployment does: take no new jobs, let running ones finish, then close
+    worker.allow_pick_jobs = False
+    if worker.tasks:
+        await asyncio.wait(list(worker.tasks.values()), timeout=10)
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task

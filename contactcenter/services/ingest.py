@@ -118,8 +118,13 @@ async def _duplicate(
 async def _resolve_contact(conn: Connection, inbound: InboundMessage) -> int:
     """The contact the first known identity belongs to, or a new one; identities are attached."""
     # two first messages from one new address at once must make one contact, not two
-    for key in sorted({f"{i.kind}:{i.value}" for i in inbound.identities}):
-        await conn.execute("SELECT pg_advisory_xact_lock($1, hashtext($2))", _LOCK_IDENTITY, key)
+    # (one statement; the keys go in sorted, so every transaction takes its locks in the same
+    # order and two of them cannot deadlock)
+    await conn.execute(
+        "SELECT pg_advisory_xact_lock($1, hashtext(key)) FROM unnest($2::text[]) AS key",
+        _LOCK_IDENTITY,
+        sorted({f"{i.kind}:{i.value}" for i in inbound.identities}),
+    )
     contact_id = await contacts.find_by_identities(conn, inbound.identities)
     if contact_id is None:
         contact_id = await contacts.create(conn, inbound.contact_name)

@@ -7,8 +7,13 @@ from typing import Any
 from contactcenter.db import Connection
 from contactcenter.domain.messages import Identity
 
-FIND_BY_IDENTITY = """
-SELECT contact_id FROM contact_identities WHERE kind = $1 AND value = $2
+# the contact of the first identity (in the order given) that is known
+FIND_BY_IDENTITIES = """
+SELECT ci.contact_id
+FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS given (kind, value, position)
+JOIN contact_identities ci ON ci.kind = given.kind AND ci.value = given.value
+ORDER BY given.position
+LIMIT 1
 """
 
 CREATE_CONTACT = """
@@ -16,8 +21,9 @@ INSERT INTO contacts (name) VALUES ($1) RETURNING id
 """
 
 # an identity that belongs to someone else stays theirs
-ADD_IDENTITY = """
-INSERT INTO contact_identities (contact_id, kind, value) VALUES ($1, $2, $3)
+ADD_IDENTITIES = """
+INSERT INTO contact_identities (contact_id, kind, value)
+SELECT $1, kind, value FROM unnest($2::text[], $3::text[]) AS given (kind, value)
 ON CONFLICT (kind, value) DO NOTHING
 """
 
@@ -34,12 +40,15 @@ SELECT kind, value, created_at FROM contact_identities WHERE contact_id = $1 ORD
 """
 
 
+def _columns(identities: tuple[Identity, ...]) -> tuple[list[str], list[str]]:
+    return [str(i.kind) for i in identities], [i.value for i in identities]
+
+
 async def find_by_identities(conn: Connection, identities: tuple[Identity, ...]) -> int | None:
-    for identity in identities:
-        contact_id = await conn.fetchval(FIND_BY_IDENTITY, identity.kind, identity.value)
-        if contact_id is not None:
-            return int(contact_id)
-    return None
+    if not identities:
+        return None
+    contact_id = await conn.fetchval(FIND_BY_IDENTITIES, *_columns(identities))
+    return None if contact_id is None else int(contact_id)
 
 
 async def create(conn: Connection, name: str | None) -> int:
@@ -49,9 +58,8 @@ async def create(conn: Connection, name: str | None) -> int:
 async def add_identities(
     conn: Connection, contact_id: int, identities: tuple[Identity, ...]
 ) -> None:
-    await conn.executemany(
-        ADD_IDENTITY, [(contact_id, identity.kind, identity.value) for identity in identities]
-    )
+    if identities:
+        await conn.execute(ADD_IDENTITIES, contact_id, *_columns(identities))
 
 
 async def fill_name(conn: Connection, contact_id: int, name: str) -> None:
