@@ -99,7 +99,7 @@ async def _create_agent(settings: Settings, args: argparse.Namespace) -> str:
             email=args.email,
             role=Role(args.role),
             team_name=args.team,
-            capacity=args.capacity or settings.default_agent_capacity,
+            capacity=settings.default_agent_capacity if args.capacity is None else args.capacity,
         )
     finally:
         await pool.close()

@@ -19,6 +19,11 @@ class Conns:
     clock: Clock = field(default=utc_now)
 
 
+# how long a call to Redis after a commit may take: a Redis that accepts connections but
+# does not answer must not hold up an acknowledgement (the reconciler covers what is lost)
+REDIS_CALL_TIMEOUT_SECONDS = 1.0
+
+
 def redis_settings(url: str) -> RedisSettings:
     settings = RedisSettings.from_dsn(url)
     # fail fast: PostgreSQL is the truth and the reconciler covers what Redis loses, so a

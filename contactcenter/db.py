@@ -8,7 +8,10 @@ import asyncpg
 from asyncpg.connection import Connection
 from asyncpg.pool import Pool
 
-__all__ = ["Connection", "Pool", "create_pool"]
+__all__ = ["Connection", "Executor", "Pool", "create_pool"]
+
+# what a read runs on: a connection (inside a transaction) or the pool (on its own)
+Executor = Connection | Pool
 
 
 async def _init_connection(conn: Connection) -> None:

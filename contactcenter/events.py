@@ -6,6 +6,7 @@ is logged and dropped, never failing the unit of work that caused it.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from typing import Any
@@ -13,7 +14,7 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from contactcenter.conns import Conns
+from contactcenter.conns import REDIS_CALL_TIMEOUT_SECONDS, Conns
 
 logger = logging.getLogger(__name__)
 
@@ -35,8 +36,9 @@ def visitor_prefix(redis: Redis) -> str:
 
 async def _publish(conns: Conns, channel: str, payload: dict[str, Any]) -> bool:
     try:
-        await conns.redis.publish(channel, json.dumps(payload, default=str))
-    except (RedisError, OSError) as exc:
+        async with asyncio.timeout(REDIS_CALL_TIMEOUT_SECONDS):
+            await conns.redis.publish(channel, json.dumps(payload, default=str))
+    except (RedisError, OSError) as exc:  # TimeoutError is an OSError
         logger.warning("publish failed", extra={"channel": channel, "error": type(exc).__name__})
         return False
     return True

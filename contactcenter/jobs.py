@@ -6,12 +6,13 @@ reconciler, so enqueueing never fails the caller's unit of work; it only logs.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
 from redis.exceptions import RedisError
 
-from contactcenter.conns import Conns
+from contactcenter.conns import REDIS_CALL_TIMEOUT_SECONDS, Conns
 
 logger = logging.getLogger(__name__)
 
@@ -23,8 +24,9 @@ SEND_MESSAGE = "send_message"
 async def _enqueue(conns: Conns, function: str, *args: Any, job_id: str | None) -> bool:
     """True when a job was queued now; False when one with that id waits already, or on error."""
     try:
-        job = await conns.redis.enqueue_job(function, *args, _job_id=job_id)
-    except (RedisError, OSError) as exc:
+        async with asyncio.timeout(REDIS_CALL_TIMEOUT_SECONDS):
+            job = await conns.redis.enqueue_job(function, *args, _job_id=job_id)
+    except (RedisError, OSError) as exc:  # TimeoutError is an OSError
         logger.warning(
             "enqueue failed; the reconciler will pick it up",
             extra={"job": function, "job_id": job_id, "error": type(exc).__name__},

@@ -61,7 +61,8 @@ CREATE TABLE conversations (
     status              text NOT NULL DEFAULT 'open'
                         CHECK (status IN ('open', 'pending', 'snoozed', 'resolved', 'closed')),
     priority            smallint NOT NULL DEFAULT 0,
-    team_id             bigint REFERENCES teams (id) ON DELETE SET NULL,
+    -- a team with conversations cannot simply vanish: they would wait for nobody
+    team_id             bigint REFERENCES teams (id),
     assignee_id         bigint REFERENCES agents (id) ON DELETE SET NULL,
     subject             text,
     -- routing is due: set by ingest, cleared by the route job; the reconciler re-enqueues
@@ -103,6 +104,8 @@ CREATE TABLE messages (
     body_text        text NOT NULL,
     status           text NOT NULL
                      CHECK (status IN ('received', 'queued', 'sent', 'delivered', 'failed')),
+    -- delivery attempts begun, counted in PostgreSQL so that no re-enqueue resets the count
+    send_attempts    smallint NOT NULL DEFAULT 0,
     error_code       text,
     error_message    text,
     sent_at          timestamptz,

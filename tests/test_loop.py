@@ -119,9 +119,9 @@ async def test_a_web_message_is_routed_answered_and_delivered(
         "Thank you!",
     ]
     assert detail["contact"]["name"] == "Wang Fang"
-    assert {(i["kind"], i["value"]) for i in detail["contact"]["identities"]} >= {
-        ("email", "wang.fang@example.com")
-    }
+    # what the visitor typed is shown, marked as unproven; only the web visitor id identifies
+    assert detail["contact"]["profile"] == {"claimed": {"email": "wang.fang@example.com"}}
+    assert [i["kind"] for i in detail["contact"]["identities"]] == ["web"]
 
     # resolving frees the agent's slot
     resolved = await client.post(

@@ -264,3 +264,69 @@ async def test_a_snoozed_conversation_wakes_when_its_time_comes(
         await db.fetchval("SELECT status FROM conversations WHERE id = $1", conversation_id)
         == "open"
     )
+
+
+async def test_reopening_goes_back_through_routing_and_never_over_capacity(
+    client: TestClient[Any, Any], db: asyncpg.Pool, run_jobs: RunJobs
+) -> None:
+    agent_id, token = await make_agent(db, capacity=1)
+    first, second = await start_chat(client, "first"), await start_chat(client, "second")
+    await run_jobs()
+    await client.post(
+        f"/v1/conversations/{first['conversation_id']}/status",
+        json={"status": "resolved"},
+        headers=bearer(token),
+    )
+    await run_jobs()  # the freed slot went to the second conversation
+    reopened = await client.post(
+        f"/v1/conversations/{first['conversation_id']}/status",
+        json={"status": "open"},
+        headers=bearer(token),
+    )
+    assert reopened.status == 200
+    assert (await reopened.json())["assignee_id"] is None
+    await run_jobs()
+    assert (await loads(db))[agent_id] == 1
+    row = await db.fetchrow(
+        "SELECT assignee_id, waiting_since FROM conversations WHERE id = $1",
+        first["conversation_id"],
+    )
+    assert row["assignee_id"] is None and row["waiting_since"] is not None
+
+    # a resolved conversation is reopened, not moved to another status directly
+    await client.post(
+        f"/v1/conversations/{second['conversation_id']}/status",
+        json={"status": "resolved"},
+        headers=bearer(token),
+    )
+    pending = await client.post(
+        f"/v1/conversations/{second['conversation_id']}/status",
+        json={"status": "pending"},
+        headers=bearer(token),
+    )
+    assert pending.status == 409
+    assert (await pending.json())["error"]["code"] == "invalid_transition"
+
+
+async def test_with_no_team_to_go_to_routing_stays_due(
+    conns: Conns, db: asyncpg.Pool, run_jobs: RunJobs
+) -> None:
+    await db.execute("UPDATE teams SET is_default = false")
+    result = await ingest(conns, inbound(1))
+    await run_jobs()
+    row = await db.fetchrow(
+        "SELECT route_requested_at, waiting_since FROM conversations WHERE id = $1",
+        result.conversation_id,
+    )
+    # not parked in a queue nobody serves: the reconciler keeps trying
+    assert row["route_requested_at"] is not None and row["waiting_since"] is None
+    await db.execute("UPDATE teams SET is_default = true")
+    agent_id, _ = await make_agent(db)
+    await conns.redis.enqueue_job(jobs.ROUTE_CONVERSATION, result.conversation_id)
+    await run_jobs()
+    assert (
+        await db.fetchval(
+            "SELECT assignee_id FROM conversations WHERE id = $1", result.conversation_id
+        )
+        == agent_id
+    )

@@ -9,14 +9,12 @@ from arq import Retry
 
 from contactcenter import logs
 from contactcenter.conns import Conns
-from contactcenter.domain.messages import DeliveryFailed
 from contactcenter.services import delivery, routing
 
 logger = logging.getLogger(__name__)
 
-# seconds before each retry of a send that failed for a passing reason
+# seconds before each retry of a send that failed for a passing reason, by attempt
 SEND_BACKOFF = (1, 5, 15, 60, 300)
-SEND_MAX_TRIES = len(SEND_BACKOFF) + 1
 
 
 def _conns(ctx: dict[str, Any]) -> Conns:
@@ -38,18 +36,15 @@ async def assign_waiting(ctx: dict[str, Any], team_id: int) -> int:
 
 
 async def send_message(ctx: dict[str, Any], message_id: int) -> str:
-    job_try: int = ctx.get("job_try", 1)
     try:
-        outcome = await delivery.deliver(
-            _conns(ctx), message_id, ctx["senders"], last_try=job_try >= SEND_MAX_TRIES
-        )
-    except DeliveryFailed as failure:
-        defer = SEND_BACKOFF[min(job_try, len(SEND_BACKOFF)) - 1]
+        outcome = await delivery.deliver(_conns(ctx), message_id, ctx["senders"])
+    except delivery.SendAgain as again:
+        defer = SEND_BACKOFF[min(again.attempt, len(SEND_BACKOFF)) - 1]
         logger.warning(
             "send failed, will retry",
-            extra={"message_id": message_id, "code": failure.code, "retry_in": defer},
+            extra={"message_id": message_id, "code": again.failure.code, "retry_in": defer},
         )
-        raise Retry(defer=defer) from failure
+        raise Retry(defer=defer) from again
     return str(outcome)
 
 

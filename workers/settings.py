@@ -44,7 +44,8 @@ def worker_options(settings: Settings, *, clock: Clock = utc_now) -> dict[str, A
         "functions": [
             func(jobs.route_conversation, timeout=ROUTE_TIMEOUT, max_tries=10),
             func(jobs.assign_waiting, timeout=ROUTE_TIMEOUT, max_tries=10),
-            func(jobs.send_message, timeout=SEND_TIMEOUT, max_tries=jobs.SEND_MAX_TRIES),
+            # attempts are bounded in PostgreSQL (delivery.MAX_SEND_ATTEMPTS), not by arq
+            func(jobs.send_message, timeout=SEND_TIMEOUT, max_tries=100),
         ],
         "cron_jobs": [
             cron(

@@ -6,6 +6,8 @@ No agent token here: a visitor token, signed with SECRET_KEY, scopes exactly one
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import hashlib
 import uuid
 from typing import Annotated, Any
 
@@ -31,7 +33,6 @@ from contactcenter.domain.identities import normalise_email, normalise_phone
 from contactcenter.domain.messages import Identity, InboundMessage
 from contactcenter.services import visitors
 from contactcenter.services.ingest import ingest
-from contactcenter.store import messages
 
 # a conversation's first message id is global, so it must be unguessable (a UUID will do):
 # a retry with it returns the conversation and its token
@@ -53,14 +54,16 @@ class MessageBody(Body):
     client_message_id: MessageId
 
 
-def _identities(request: web.Request, body: StartBody) -> tuple[Identity, ...]:
-    found = [Identity(IdentityKind.WEB, uuid.uuid4().hex)]
+def _claimed(request: web.Request, body: StartBody) -> dict[str, str]:
+    """What the visitor says about themselves. Anyone can type any address, so it is shown to
+    agents as unverified and never links this chat to an existing customer."""
+    claimed = {}
     if body.email:
-        found.append(Identity(IdentityKind.EMAIL, normalise_email(body.email)))
+        claimed["email"] = normalise_email(body.email)
     if body.phone:
         region = request.app[CONNS].settings.default_phone_region
-        found.append(Identity(IdentityKind.PHONE, normalise_phone(body.phone, region)))
-    return tuple(found)
+        claimed["phone"] = normalise_phone(body.phone, region)
+    return claimed
 
 
 async def start_conversation(request: web.Request) -> web.Response:
@@ -70,10 +73,14 @@ async def start_conversation(request: web.Request) -> web.Response:
         conns,
         InboundMessage(
             channel=Channel.WEB,
-            external_id=f"new:{body.client_message_id}",
+            # stored hashed: the id of a conversation's first message, with its text, is all a
+            # retry needs to get the visitor token back, and agents can read the stored row
+            external_id="new:" + hashlib.sha256(body.client_message_id.encode()).hexdigest(),
             text=check_text(request, body.text),
-            identities=_identities(request, body),
+            # a fresh visitor id: each web conversation starts as its own contact
+            identities=(Identity(IdentityKind.WEB, uuid.uuid4().hex),),
             contact_name=(body.name or "").strip() or None,
+            claimed=_claimed(request, body),
         ),
     )
     token = visitors.sign(conns.settings.secret, result.conversation_id, result.contact_id)
@@ -147,9 +154,10 @@ def _history_item(row: dict[str, Any]) -> dict[str, Any]:
 
 
 async def get_messages(request: web.Request) -> web.Response:
+    """The history, oldest first, HISTORY_LIMIT at a time: next_cursor (or ?after=) goes on."""
     conversation_id = _visitor_conversation(request)
-    rows = await messages.customer_history(
-        request.app[CONNS].db, conversation_id, _after_id(request), HISTORY_LIMIT + 1
+    rows = await visitors.history(
+        request.app[CONNS], conversation_id, _after_id(request), HISTORY_LIMIT + 1
     )
     more = len(rows) > HISTORY_LIMIT
     items = [_history_item(row) for row in rows[:HISTORY_LIMIT]]
@@ -161,7 +169,7 @@ async def get_messages(request: web.Request) -> web.Response:
 async def replies_socket(request: web.Request) -> web.StreamResponse:
     """Agent replies as they happen; ?after=<message id> first replays what came since."""
     conversation_id = _visitor_conversation(request, allow_query=True)
-    last_id = _after_id(request)
+    after = _after_id(request)
     conns = request.app[CONNS]
     hub = request.app[HUB]
     ws = web.WebSocketResponse(heartbeat=HEARTBEAT_SECONDS)
@@ -169,6 +177,9 @@ async def replies_socket(request: web.Request) -> web.StreamResponse:
     # listen before reading the backlog, so nothing falls between the two
     queue = hub.add_visitor(conversation_id)
     reader = asyncio.create_task(drain_incoming(ws, queue))
+    # replies may be delivered out of id order (sends run concurrently, and retry), so what
+    # was sent is remembered by id rather than by the highest id seen
+    delivered: set[int] = set()
     try:
         await queue.put(RESYNC)
         while True:
@@ -176,19 +187,21 @@ async def replies_socket(request: web.Request) -> web.StreamResponse:
             if event is CLOSE:
                 break
             if event is RESYNC:
-                rows = await messages.customer_replies_after(conns.db, conversation_id, last_id)
+                rows = await visitors.all_replies_after(conns, conversation_id, after)
                 replies = [_history_item(row) for row in rows]
             else:
                 replies = [event["message"]] if event.get("type") == "message" else []
             for reply in replies:
-                if reply["id"] > last_id:  # a reply seen in the replay is not sent twice
+                if reply["id"] > after and reply["id"] not in delivered:
                     await ws.send_json({"type": "message", "message": reply})
-                    last_id = reply["id"]
+                    delivered.add(reply["id"])
     except (ConnectionResetError, RuntimeError):
         pass  # the visitor went away mid-send
     finally:
         hub.remove_visitor(conversation_id, queue)
         reader.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await reader
         await ws.close()
     return ws
 

@@ -11,7 +11,7 @@ from aiohttp import web
 from channels.web import api as web_channel
 from contactcenter import db
 from contactcenter.api import inbox, ops, realtime
-from contactcenter.api.keys import CONNS, HUB, SETTINGS
+from contactcenter.api.keys import CONNS, HUB
 from contactcenter.api.middleware import error_envelope, request_context
 from contactcenter.api.realtime import RealtimeHub
 from contactcenter.clock import Clock, utc_now
@@ -27,7 +27,6 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> web.Application
         client_max_size=settings.max_body_bytes,
         middlewares=[request_context, error_envelope],
     )
-    app[SETTINGS] = settings
 
     async def resources(app: web.Application) -> AsyncIterator[None]:
         pool = await db.create_pool(

@@ -7,12 +7,10 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from contactcenter.conns import Conns
-from contactcenter.settings import Settings
 
 if TYPE_CHECKING:
     from contactcenter.api.realtime import RealtimeHub
 
-SETTINGS = web.AppKey("settings", Settings)
 CONNS = web.AppKey("conns", Conns)
 HUB: web.AppKey[RealtimeHub] = web.AppKey("hub")
 REQUEST_ID = web.RequestKey("request_id", str)

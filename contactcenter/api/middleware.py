@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 import uuid
@@ -13,6 +12,7 @@ from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 from aiohttp.web import BaseRequest, StreamResponse
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from contactcenter import logs
 from contactcenter.api.errors import ApiError, error_response, status_of
@@ -35,14 +35,18 @@ _HTTP_CODES = {
     415: "unsupported_media_type",
 }
 
-# the database or Redis is away: the caller should come back, it did nothing wrong
+# the database or Redis is away or restarting: the caller should come back, it did nothing
+# wrong (other errors stay 500s, which are bugs)
 _UNAVAILABLE = (
-    OSError,
-    asyncio.TimeoutError,
+    ConnectionError,
+    TimeoutError,
     asyncpg.PostgresConnectionError,
     asyncpg.CannotConnectNowError,
-    asyncpg.InterfaceError,
+    asyncpg.ConnectionDoesNotExistError,
+    asyncpg.TooManyConnectionsError,
+    asyncpg.exceptions.OperatorInterventionError,  # "terminating connection": a restart
     RedisConnectionError,
+    RedisTimeoutError,
 )
 
 

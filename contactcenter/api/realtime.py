@@ -74,11 +74,14 @@ class RealtimeHub:
                 await pubsub.psubscribe(self._visitor_prefix + "*")
                 if failures:
                     logger.info("realtime resubscribed")
-                    self._broadcast_visitors(RESYNC)
+                    self._after_outage()
                 failures = 0
                 self.connected.set()
                 async for message in pubsub.listen():
-                    self._dispatch(message)
+                    try:
+                        self._dispatch(message)
+                    except Exception:  # one bad payload must not silence every socket
+                        logger.exception("realtime payload not dispatched")
             except (RedisError, OSError) as exc:
                 self.connected.clear()
                 delay = RESUBSCRIBE_BACKOFF[min(failures, len(RESUBSCRIBE_BACKOFF) - 1)]
@@ -100,6 +103,8 @@ class RealtimeHub:
         try:
             payload = json.loads(message["data"])
         except (TypeError, ValueError):
+            payload = None
+        if not isinstance(payload, dict):
             logger.warning("unreadable realtime payload", extra={"channel": channel})
             return
         if channel == self._agent_channel:
@@ -111,6 +116,13 @@ class RealtimeHub:
             if suffix.isascii() and suffix.isdigit():
                 for queue in list(self._visitors.get(int(suffix), ())):
                     _offer(queue, payload)
+
+    def _after_outage(self) -> None:
+        """Events published while we were away are gone: visitor sockets re-read their replies
+        from PostgreSQL, agent clients are told to re-read their inbox."""
+        self._broadcast_visitors(RESYNC)
+        for queue in list(self._agents):
+            _offer(queue, {"type": "resync"})
 
     def _broadcast_visitors(self, payload: dict[str, Any]) -> None:
         for queues in list(self._visitors.values()):
@@ -170,6 +182,8 @@ async def agent_events(request: web.Request) -> web.StreamResponse:
     finally:
         hub.remove_agent(queue)
         reader.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await reader
         await ws.close()
     return ws
 

@@ -20,16 +20,17 @@ class InboundMessage:
     channel: Channel
     external_id: str
     text: str
-    # the ways this sender can be reached, strongest first: the first one known decides the
-    # contact, the others are attached to it when nobody else has them
+    # the ways the channel has proven this sender can be reached, strongest first: the first
+    # one known decides the contact, the others are attached to it when nobody else has them
     identities: tuple[Identity, ...]
     contact_name: str | None = None
+    # contact details the sender typed but nothing proved (a web visitor's e-mail): kept on a
+    # new contact's profile for the agent to see, never used to find or link a contact
+    claimed: dict[str, str] = field(default_factory=dict)
     # a conversation the channel already knows the message belongs to (a web visitor's
     # token, an e-mail thread); None opens a new conversation
     conversation_id: int | None = None
     subject: str | None = None
-    received_at: datetime | None = None
-    extra: dict[str, object] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from contactcenter.domain.identities import normalise_email
 from contactcenter.store import agents, teams
 
 TOKEN_PREFIX = "cc_"
+MAX_CAPACITY = 1000
 
 
 def new_token() -> str:
@@ -46,6 +47,8 @@ async def create_agent(
 ) -> CreatedAgent:
     if not name.strip():
         raise Invalid("name must not be empty", code="invalid_name")
+    if not 0 <= capacity <= MAX_CAPACITY:
+        raise Invalid(f"capacity must be 0 to {MAX_CAPACITY}", code="invalid_capacity")
     email = normalise_email(email)
     token = new_token()
     async with db.acquire() as conn, conn.transaction():

@@ -1,7 +1,9 @@
 """Delivering one outbound message through its channel's sender.
 
 The message row stays locked while the sender works, so two runs of the same send job (arq is
-at least once) cannot both deliver it: the second waits, then finds it sent.
+at least once) cannot both deliver it: the second waits, then finds it sent. Attempts are
+counted in PostgreSQL, so a message that keeps failing is marked failed after
+MAX_SEND_ATTEMPTS however often the reconciler re-enqueues it.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from enum import StrEnum
+from typing import Any
 
 from contactcenter import events
 from contactcenter.conns import Conns
@@ -19,49 +22,49 @@ from contactcenter.store import conversations, messages
 logger = logging.getLogger(__name__)
 
 
+# attempts at one message before it is marked failed, however many times it is re-enqueued
+MAX_SEND_ATTEMPTS = 6
+
+
 class Outcome(StrEnum):
     SENT = "sent"
     FAILED = "failed"
     SKIPPED = "skipped"  # not ours to send (gone, a note, or sent already)
 
 
-async def deliver(
-    conns: Conns, message_id: int, senders: Mapping[Channel, Sender], *, last_try: bool
-) -> Outcome:
-    """Send it; on a transient failure raise DeliveryFailed (the job retries) unless last_try."""
+class SendAgain(Exception):
+    """The send failed for a passing reason; try again later (the job picks the delay)."""
+
+    def __init__(self, attempt: int, failure: DeliveryFailed) -> None:
+        super().__init__(failure.message)
+        self.attempt = attempt
+        self.failure = failure
+
+
+async def deliver(conns: Conns, message_id: int, senders: Mapping[Channel, Sender]) -> Outcome:
+    """Send it once; raise SendAgain on a passing failure while attempts remain."""
+    attempt = await messages.begin_attempt(conns.db, message_id)
+    if attempt is None:
+        return Outcome.SKIPPED
     async with conns.db.acquire() as conn, conn.transaction():
         row = await messages.get_for_send(conn, message_id)
-        if row is None or row["is_note"] or row["status"] != MessageStatus.QUEUED:
-            return Outcome.SKIPPED
-        channel = Channel(row["channel"])
-        outbound = OutboundMessage(
-            message_id=row["id"],
-            conversation_id=row["conversation_id"],
-            contact_id=row["contact_id"],
-            channel=channel,
-            text=row["body_text"],
-            author_name=row["author_name"],
-            created_at=row["created_at"],
-        )
-        sender = senders.get(channel)
-        try:
-            if sender is None:
-                raise DeliveryFailed(
-                    "channel_unavailable", f"no sender is configured for {channel}", permanent=True
-                )
-            await sender.send(outbound)
-        except DeliveryFailed as failure:
-            if not (failure.permanent or last_try):
-                raise
-            await messages.mark_failed(conn, message_id, failure.code, failure.message)
-            outcome = Outcome.FAILED
-        else:
+        if row is None or row["status"] != MessageStatus.QUEUED:
+            return Outcome.SKIPPED  # another run of this job got there first
+        failure = _gave_up() if attempt > MAX_SEND_ATTEMPTS else await _attempt(row, senders)
+        if failure is None:
             now = conns.clock()
             await messages.mark_sent(conn, message_id, now)
             # the first reply that actually reached the customer is the first response
             await conversations.mark_first_response(conn, row["conversation_id"], now)
             outcome = Outcome.SENT
-    logger.info("delivery", extra={"message_id": message_id, "outcome": outcome})
+        elif not failure.permanent and attempt < MAX_SEND_ATTEMPTS:
+            raise SendAgain(attempt, failure)
+        else:
+            await messages.mark_failed(conn, message_id, failure.code, failure.message)
+            outcome = Outcome.FAILED
+    logger.info(
+        "delivery", extra={"message_id": message_id, "outcome": outcome, "attempt": attempt}
+    )
     await events.publish_agent_event(
         conns,
         "message.status_changed",
@@ -71,3 +74,34 @@ async def deliver(
         data={"message_id": message_id, "status": outcome},
     )
     return outcome
+
+
+def _gave_up() -> DeliveryFailed:
+    return DeliveryFailed(
+        "too_many_attempts", f"gave up after {MAX_SEND_ATTEMPTS} attempts", permanent=True
+    )
+
+
+async def _attempt(row: Any, senders: Mapping[Channel, Sender]) -> DeliveryFailed | None:
+    """One try through the channel's sender: None when it went out, else why not."""
+    channel = Channel(row["channel"])
+    sender = senders.get(channel)
+    if sender is None:
+        return DeliveryFailed(
+            "channel_unavailable", f"no sender is configured for {channel}", permanent=True
+        )
+    try:
+        await sender.send(
+            OutboundMessage(
+                message_id=row["id"],
+                conversation_id=row["conversation_id"],
+                contact_id=row["contact_id"],
+                channel=channel,
+                text=row["body_text"],
+                author_name=row["author_name"],
+                created_at=row["created_at"],
+            )
+        )
+    except DeliveryFailed as failure:
+        return failure
+    return None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import asyncpg
@@ -11,6 +11,7 @@ import asyncpg
 from contactcenter import events, jobs
 from contactcenter.conns import Conns
 from contactcenter.domain.agents import Agent
+from contactcenter.domain.conversations import check_status_change
 from contactcenter.domain.enums import Channel, ConversationStatus
 from contactcenter.domain.errors import Invalid, NotFound
 from contactcenter.store import agents, contacts, conversations, messages
@@ -19,7 +20,6 @@ from contactcenter.store.inbox import InboxCursor, InboxQuery, list_conversation
 logger = logging.getLogger(__name__)
 
 MESSAGES_IN_VIEW = 200
-MAX_SNOOZE = timedelta(days=366)
 
 
 def _not_found() -> NotFound:
@@ -72,7 +72,7 @@ async def conversation_detail(conns: Conns, agent: Agent, conversation_id: int) 
         card = await contacts.get_card(conn, conversation["contact_id"])
         assert card is not None
         card["past_conversations"] = await conversations.past_for_contact(
-            conn, conversation["contact_id"], conversation_id
+            conn, conversation["contact_id"], conversation_id, agent
         )
     conversation["contact"] = card
     return conversation
@@ -83,7 +83,7 @@ async def reply(
 ) -> asyncpg.Record:
     """Store the reply as queued and hand it to the send job; the customer gets it from there."""
     async with conns.db.acquire() as conn, conn.transaction():
-        conversation = await _visible(conn, agent, conversation_id)
+        conversation = await _visible(conn, agent, conversation_id, for_update=True)
         if channel is not None and channel != conversation["channel"]:
             # replying on another channel arrives with the channels that can reach a contact
             # without a conversation of theirs (e-mail, SMS)
@@ -107,7 +107,7 @@ async def reply(
 async def add_note(conns: Conns, agent: Agent, conversation_id: int, text: str) -> asyncpg.Record:
     """An internal note: stored with the conversation, never sent to the customer."""
     async with conns.db.acquire() as conn, conn.transaction():
-        conversation = await _visible(conn, agent, conversation_id)
+        conversation = await _visible(conn, agent, conversation_id, for_update=True)
         note = await messages.insert_outbound(
             conn,
             conversation_id,
@@ -142,20 +142,9 @@ async def change_status(
     until: datetime | None,
 ) -> asyncpg.Record:
     now = conns.clock()
-    if status is ConversationStatus.SNOOZED:
-        if until is None or until <= now:
-            raise Invalid("snoozing needs `until`, a time in the future", code="invalid_until")
-        if until > now + MAX_SNOOZE:
-            raise Invalid(f"snoozing is for at most {MAX_SNOOZE.days} days", code="invalid_until")
-    elif until is not None:
-        raise Invalid("`until` goes only with status snoozed", code="invalid_until")
-    if status is ConversationStatus.CLOSED:
-        raise Invalid(
-            "conversations are resolved, not closed, from the inbox", code="invalid_status"
-        )
-
     async with conns.db.acquire() as conn, conn.transaction():
         before = await _visible(conn, agent, conversation_id, for_update=True)
+        check_status_change(ConversationStatus(before["status"]), status, until, now)
         after = await conversations.set_status(conn, conversation_id, status, until, now)
 
     if after["route_requested_at"] is not None:

@@ -18,13 +18,9 @@ from contactcenter.conns import Conns
 from contactcenter.db import Connection
 from contactcenter.domain.errors import Conflict, NotFound
 from contactcenter.domain.messages import Identity, InboundMessage
-from contactcenter.store import contacts, conversations, messages
+from contactcenter.store import contacts, conversations, locks, messages
 
 logger = logging.getLogger(__name__)
-
-# advisory lock namespaces (two-int form), so these never meet the migration lock
-_LOCK_EXTERNAL_ID = 1001
-_LOCK_IDENTITY = 1002
 
 
 @dataclass(frozen=True)
@@ -65,12 +61,7 @@ async def ingest(conns: Conns, inbound: InboundMessage) -> IngestResult:
 async def _ingest_in_transaction(
     conn: Connection, conns: Conns, inbound: InboundMessage
 ) -> tuple[IngestResult, asyncpg.Record]:
-    # the same external id arriving twice at once: the second waits here, then finds the first
-    await conn.execute(
-        "SELECT pg_advisory_xact_lock($1, hashtext($2))",
-        _LOCK_EXTERNAL_ID,
-        f"{inbound.channel}:{inbound.external_id}",
-    )
+    await locks.external_id(conn, inbound.channel, inbound.external_id)
     existing = await messages.find_by_external_id(conn, inbound.channel, inbound.external_id)
     if existing is not None:
         return await _duplicate(conn, existing, inbound)
@@ -82,11 +73,11 @@ async def _ingest_in_transaction(
             conn, contact_id, inbound.channel, inbound.subject, now
         )
     else:
-        current = await conversations.get_for_update(conn, inbound.conversation_id)
-        if current is None:
+        touched = await conversations.touch_inbound(conn, inbound.conversation_id, now)
+        if touched is None:
             raise NotFound("conversation not found", code="conversation_not_found")
-        contact_id = current["contact_id"]
-        conversation = await conversations.touch_inbound(conn, inbound.conversation_id, now)
+        conversation = touched
+        contact_id = conversation["contact_id"]
 
     message = await messages.insert_inbound(
         conn, conversation["id"], inbound.channel, inbound.external_id, inbound.text, now
@@ -117,17 +108,11 @@ async def _duplicate(
 
 async def _resolve_contact(conn: Connection, inbound: InboundMessage) -> int:
     """The contact the first known identity belongs to, or a new one; identities are attached."""
-    # two first messages from one new address at once must make one contact, not two
-    # (one statement; the keys go in sorted, so every transaction takes its locks in the same
-    # order and two of them cannot deadlock)
-    await conn.execute(
-        "SELECT pg_advisory_xact_lock($1, hashtext(key)) FROM unnest($2::text[]) AS key",
-        _LOCK_IDENTITY,
-        sorted({f"{i.kind}:{i.value}" for i in inbound.identities}),
-    )
+    await locks.identities(conn, {f"{i.kind}:{i.value}" for i in inbound.identities})
     contact_id = await contacts.find_by_identities(conn, inbound.identities)
     if contact_id is None:
-        contact_id = await contacts.create(conn, inbound.contact_name)
+        profile = {"claimed": inbound.claimed} if inbound.claimed else {}
+        contact_id = await contacts.create(conn, inbound.contact_name, profile)
     elif inbound.contact_name:
         await contacts.fill_name(conn, contact_id, inbound.contact_name)
     await contacts.add_identities(conn, contact_id, _unique(inbound.identities))

@@ -17,11 +17,10 @@ from contactcenter import events, jobs
 from contactcenter.conns import Conns
 from contactcenter.domain.assignment import Assignment, plan_assignments
 from contactcenter.domain.routing import decide_route
-from contactcenter.store import agents, conversations, messages, teams
+from contactcenter.store import agents, conversations, locks, messages, teams
 
 logger = logging.getLogger(__name__)
 
-_LOCK_TEAM_QUEUE = 1003
 # how many conversations one assignment transaction takes at most
 ASSIGN_BATCH = 100
 # how much the reconciler takes on in one pass
@@ -42,6 +41,11 @@ async def route_conversation(conns: Conns, conversation_id: int) -> int | None:
             current_priority=conversation["priority"],
             default_team_id=await teams.default_team_id(conn),
         )
+        if decision.team_id is None:
+            # nowhere to go: the request stays, and the reconciler tries again until a team
+            # can take it (a conversation never waits in a queue nobody serves)
+            logger.warning("no team to route to", extra={"conversation_id": conversation_id})
+            return None
         await conversations.enqueue_in_team(
             conn, conversation_id, decision.team_id, decision.priority, conns.clock()
         )
@@ -49,8 +53,16 @@ async def route_conversation(conns: Conns, conversation_id: int) -> int | None:
         "conversation queued",
         extra={"conversation_id": conversation_id, "team_id": decision.team_id},
     )
-    if decision.team_id is not None:
-        await assign_waiting(conns, decision.team_id)
+    # the team hears of its new work even before anyone is assigned
+    await events.publish_agent_event(
+        conns,
+        "conversation.queued",
+        conversation_id=conversation_id,
+        team_id=decision.team_id,
+        assignee_id=conversation["assignee_id"],
+        data={"priority": decision.priority},
+    )
+    await assign_waiting(conns, decision.team_id)
     return decision.team_id
 
 
@@ -74,7 +86,7 @@ async def assign_waiting(conns: Conns, team_id: int) -> list[Assignment]:
 
 async def _assign_batch(conns: Conns, team_id: int) -> list[Assignment]:
     async with conns.db.acquire() as conn, conn.transaction():
-        await conn.execute("SELECT pg_advisory_xact_lock($1, $2)", _LOCK_TEAM_QUEUE, team_id)
+        await locks.team_queue(conn, team_id)
         online = await agents.lock_online_with_loads(conn, team_id)
         free = sum(agent.free_slots for agent in online)
         if free == 0:

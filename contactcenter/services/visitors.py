@@ -1,10 +1,17 @@
-"""Web visitor tokens: signed with SECRET_KEY, each scoping exactly one conversation."""
+"""Web visitors: their tokens (signed with SECRET_KEY, each scoping exactly one conversation)
+and what they may read of it."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
+from contactcenter.conns import Conns
+from contactcenter.store import messages
+
 _SALT = "contactcenter.visitor"
+REPLAY_PAGE = 500
 
 
 class VisitorTokenError(Exception):
@@ -30,3 +37,25 @@ def verify(secret_key: str, token: str, conversation_id: int, max_age_seconds: i
     if not isinstance(claims, dict) or claims.get("c") != conversation_id:
         raise VisitorTokenError("token_scope_mismatch")
     return int(claims["p"])
+
+
+async def history(
+    conns: Conns, conversation_id: int, after_id: int, limit: int
+) -> list[dict[str, Any]]:
+    """The customer-visible messages after `after_id`, oldest first."""
+    return await messages.customer_history(conns.db, conversation_id, after_id, limit)
+
+
+async def all_replies_after(
+    conns: Conns, conversation_id: int, after_id: int
+) -> list[dict[str, Any]]:
+    """Every agent reply after `after_id`, read page by page."""
+    replies: list[dict[str, Any]] = []
+    while True:
+        page = await messages.customer_history(
+            conns.db, conversation_id, after_id, REPLAY_PAGE, replies_only=True
+        )
+        replies.extend(page)
+        if len(page) < REPLAY_PAGE:
+            return replies
+        after_id = page[-1]["id"]

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 import asyncpg
 
-from contactcenter.db import Connection
+from contactcenter.db import Connection, Executor
 from contactcenter.domain.assignment import AgentLoad
 from contactcenter.store.conversations import ACTIVE
 
@@ -76,7 +75,7 @@ async def set_token_by_email(
     return await conn.fetchrow(SET_TOKEN_BY_EMAIL, email, token_hash)
 
 
-async def by_token_hash(conn: Connection | Any, token_hash: bytes) -> asyncpg.Record | None:
+async def by_token_hash(conn: Executor, token_hash: bytes) -> asyncpg.Record | None:
     return await conn.fetchrow(BY_TOKEN_HASH, token_hash)
 
 
@@ -88,7 +87,7 @@ async def set_presence(conn: Connection, agent_id: int, presence: str, now: date
     await conn.execute(SET_PRESENCE, agent_id, presence, now)
 
 
-async def team_ids(conn: Connection | Any, agent_id: int) -> list[int]:
+async def team_ids(conn: Executor, agent_id: int) -> list[int]:
     return [r["team_id"] for r in await conn.fetch(TEAM_IDS, agent_id)]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from contactcenter.db import Connection
@@ -17,7 +18,7 @@ LIMIT 1
 """
 
 CREATE_CONTACT = """
-INSERT INTO contacts (name) VALUES ($1) RETURNING id
+INSERT INTO contacts (name, profile) VALUES ($1, $2) RETURNING id
 """
 
 # an identity that belongs to someone else stays theirs
@@ -51,8 +52,10 @@ async def find_by_identities(conn: Connection, identities: tuple[Identity, ...])
     return None if contact_id is None else int(contact_id)
 
 
-async def create(conn: Connection, name: str | None) -> int:
-    return int(await conn.fetchval(CREATE_CONTACT, name))
+async def create(
+    conn: Connection, name: str | None, profile: Mapping[str, object] | None = None
+) -> int:
+    return int(await conn.fetchval(CREATE_CONTACT, name, profile or {}))
 
 
 async def add_identities(

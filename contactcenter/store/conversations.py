@@ -7,7 +7,8 @@ from typing import Any
 
 import asyncpg
 
-from contactcenter.db import Connection
+from contactcenter.db import Connection, Executor
+from contactcenter.domain.agents import Agent
 from contactcenter.domain.assignment import WaitingConversation
 from contactcenter.domain.enums import ACTIVE_STATUSES
 
@@ -66,10 +67,6 @@ UPDATE conversations SET
 WHERE id = $1
 """
 
-CLEAR_ROUTE_REQUEST = """
-UPDATE conversations SET route_requested_at = NULL WHERE id = $1
-"""
-
 # the head of a team's queue, in the order domain.assignment.queue_order serves it (a row
 # another transaction changed meanwhile is re-checked by PostgreSQL and dropped if it no
 # longer waits)
@@ -116,17 +113,26 @@ WHERE status = 'snoozed' AND snoozed_until <= $1
 RETURNING {COLUMNS}
 """
 
+# an agent's change of status (domain.conversations.check_transition allows it first). A
+# reopened conversation goes back through routing like one the customer reopened: its old slot
+# was freed at resolution and may have been given away since.
 SET_STATUS = f"""
 UPDATE conversations SET
     status = $2::text,
     snoozed_until = $3,
     resolved_at = CASE WHEN $2::text = 'resolved' THEN $4::timestamptz END,
-    waiting_since = CASE WHEN $2::text = 'open' THEN waiting_since END,
+    assignee_id = CASE WHEN status IN ('resolved', 'closed') THEN NULL ELSE assignee_id END,
+    waiting_since = CASE WHEN $2::text = 'open' AND status NOT IN ('resolved', 'closed')
+                         THEN waiting_since END,
     route_requested_at = CASE
-        WHEN $2::text = 'open' AND assignee_id IS NULL AND waiting_since IS NULL
-        THEN $4::timestamptz END,
+        WHEN $2::text <> 'open' THEN NULL
+        WHEN status IN ('resolved', 'closed') THEN $4::timestamptz
+        WHEN assignee_id IS NULL AND waiting_since IS NULL
+        THEN coalesce(route_requested_at, $4::timestamptz)
+        ELSE route_requested_at END,
     route_version = CASE
-        WHEN $2::text = 'open' AND assignee_id IS NULL AND waiting_since IS NULL
+        WHEN $2::text = 'open' AND (status IN ('resolved', 'closed')
+             OR (assignee_id IS NULL AND waiting_since IS NULL AND route_requested_at IS NULL))
         THEN route_version + 1 ELSE route_version END,
     updated_at = $4::timestamptz
 WHERE id = $1
@@ -139,9 +145,12 @@ UPDATE conversations SET first_responded_at = coalesce(first_responded_at, $2), 
 WHERE id = $1
 """
 
+# the contact's other conversations that the viewer may open (the same rule as
+# domain.agents.Agent.can_see)
 PAST_FOR_CONTACT = """
 SELECT id, channel, status, created_at, resolved_at FROM conversations
 WHERE contact_id = $1 AND id <> $2
+  AND ($3 OR assignee_id = $4 OR team_id = ANY($5::bigint[]))
 ORDER BY created_at DESC
 LIMIT 20
 """
@@ -155,7 +164,7 @@ async def open_new(
     return row
 
 
-async def get(conn: Connection | Any, conversation_id: int) -> asyncpg.Record | None:
+async def get(conn: Executor, conversation_id: int) -> asyncpg.Record | None:
     return await conn.fetchrow(GET, conversation_id)
 
 
@@ -163,10 +172,11 @@ async def get_for_update(conn: Connection, conversation_id: int) -> asyncpg.Reco
     return await conn.fetchrow(GET_FOR_UPDATE, conversation_id)
 
 
-async def touch_inbound(conn: Connection, conversation_id: int, now: datetime) -> asyncpg.Record:
-    row = await conn.fetchrow(TOUCH_INBOUND, conversation_id, now)
-    assert row is not None
-    return row
+async def touch_inbound(
+    conn: Connection, conversation_id: int, now: datetime
+) -> asyncpg.Record | None:
+    """None when there is no such conversation."""
+    return await conn.fetchrow(TOUCH_INBOUND, conversation_id, now)
 
 
 async def enqueue_in_team(
@@ -186,15 +196,15 @@ async def assign(
     await conn.execute(ASSIGN, conversation_ids, agent_id, now)
 
 
-async def route_due(conn: Connection | Any, before: datetime, limit: int) -> list[asyncpg.Record]:
+async def route_due(conn: Executor, before: datetime, limit: int) -> list[asyncpg.Record]:
     return list(await conn.fetch(ROUTE_DUE, before, limit))
 
 
-async def teams_with_idle_capacity(conn: Connection | Any) -> list[int]:
+async def teams_with_idle_capacity(conn: Executor) -> list[int]:
     return [r["team_id"] for r in await conn.fetch(TEAMS_WITH_IDLE_CAPACITY, ACTIVE)]
 
 
-async def wake_snoozed(conn: Connection | Any, now: datetime) -> list[asyncpg.Record]:
+async def wake_snoozed(conn: Executor, now: datetime) -> list[asyncpg.Record]:
     return list(await conn.fetch(WAKE_SNOOZED, now))
 
 
@@ -215,6 +225,14 @@ async def mark_first_response(conn: Connection, conversation_id: int, now: datet
 
 
 async def past_for_contact(
-    conn: Connection | Any, contact_id: int, except_id: int
+    conn: Executor, contact_id: int, except_id: int, viewer: Agent
 ) -> list[dict[str, Any]]:
-    return [dict(r) for r in await conn.fetch(PAST_FOR_CONTACT, contact_id, except_id)]
+    rows = await conn.fetch(
+        PAST_FOR_CONTACT,
+        contact_id,
+        except_id,
+        viewer.sees_everything,
+        viewer.id,
+        list(viewer.team_ids),
+    )
+    return [dict(r) for r in rows]

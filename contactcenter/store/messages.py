@@ -7,7 +7,7 @@ from typing import Any
 
 import asyncpg
 
-from contactcenter.db import Connection
+from contactcenter.db import Connection, Executor
 
 COLUMNS = """
 m.id, m.conversation_id, m.direction, m.is_note, m.channel, m.external_id, m.author_agent_id,
@@ -42,6 +42,14 @@ WHERE m.id = $1
 FOR UPDATE OF m
 """
 
+# a delivery attempt begins: counted before the send, in its own transaction, so a send
+# that dies half way still counts
+BEGIN_ATTEMPT = """
+UPDATE messages SET send_attempts = send_attempts + 1
+WHERE id = $1 AND status = 'queued' AND NOT is_note
+RETURNING send_attempts
+"""
+
 MARK_SENT = """
 UPDATE messages SET status = 'sent', sent_at = $2 WHERE id = $1 AND status = 'queued'
 """
@@ -51,22 +59,15 @@ UPDATE messages SET status = 'failed', error_code = $2, error_message = $3
 WHERE id = $1 AND status = 'queued'
 """
 
-# what the customer sees: no notes, and no reply that could not be delivered
+# what the customer sees, oldest first: no notes, and no reply that could not be delivered
+# (replies_only: just the agents' side, for the visitor's socket)
 CUSTOMER_HISTORY = """
 SELECT m.id, m.direction, m.body_text, m.created_at, a.name AS author_name
 FROM messages m LEFT JOIN agents a ON a.id = m.author_agent_id
-WHERE m.conversation_id = $1 AND NOT m.is_note AND m.status <> 'failed' AND m.id > $2
+WHERE m.conversation_id = $1 AND m.id > $2 AND NOT m.is_note AND m.status <> 'failed'
+  AND (NOT $4 OR m.direction = 'outbound')
 ORDER BY m.id
 LIMIT $3
-"""
-
-CUSTOMER_REPLIES_AFTER = """
-SELECT m.id, m.direction, m.body_text, m.created_at, a.name AS author_name
-FROM messages m LEFT JOIN agents a ON a.id = m.author_agent_id
-WHERE m.conversation_id = $1 AND m.direction = 'outbound' AND NOT m.is_note
-  AND m.status <> 'failed' AND m.id > $2
-ORDER BY m.id
-LIMIT 500
 """
 
 # the newest messages of a conversation, oldest first, for the agent's view
@@ -126,6 +127,12 @@ async def get_for_send(conn: Connection, message_id: int) -> asyncpg.Record | No
     return await conn.fetchrow(GET_FOR_SEND, message_id)
 
 
+async def begin_attempt(conn: Executor, message_id: int) -> int | None:
+    """The number of this attempt, or None when the message is not waiting to be sent."""
+    attempt = await conn.fetchval(BEGIN_ATTEMPT, message_id)
+    return None if attempt is None else int(attempt)
+
+
 async def mark_sent(conn: Connection, message_id: int, now: datetime) -> None:
     await conn.execute(MARK_SENT, message_id, now)
 
@@ -135,23 +142,15 @@ async def mark_failed(conn: Connection, message_id: int, code: str, message: str
 
 
 async def customer_history(
-    conn: Connection | Any, conversation_id: int, after_id: int, limit: int
+    conn: Executor, conversation_id: int, after_id: int, limit: int, *, replies_only: bool = False
 ) -> list[dict[str, Any]]:
-    rows = await conn.fetch(CUSTOMER_HISTORY, conversation_id, after_id, limit)
+    rows = await conn.fetch(CUSTOMER_HISTORY, conversation_id, after_id, limit, replies_only)
     return [dict(r) for r in rows]
 
 
-async def customer_replies_after(
-    conn: Connection | Any, conversation_id: int, after_id: int
-) -> list[dict[str, Any]]:
-    return [dict(r) for r in await conn.fetch(CUSTOMER_REPLIES_AFTER, conversation_id, after_id)]
-
-
-async def agent_view(
-    conn: Connection | Any, conversation_id: int, limit: int
-) -> list[dict[str, Any]]:
+async def agent_view(conn: Executor, conversation_id: int, limit: int) -> list[dict[str, Any]]:
     return [dict(r) for r in await conn.fetch(AGENT_VIEW, conversation_id, limit)]
 
 
-async def queued_before(conn: Connection | Any, before: datetime, limit: int) -> list[int]:
+async def queued_before(conn: Executor, before: datetime, limit: int) -> list[int]:
     return [r["id"] for r in await conn.fetch(QUEUED_BEFORE, before, limit)]

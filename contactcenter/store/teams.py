@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from contactcenter.db import Connection
+from contactcenter.db import Connection, Executor
 
 DEFAULT_TEAM = "SELECT id FROM teams WHERE is_default"
 BY_NAME = "SELECT id FROM teams WHERE name = $1"
@@ -18,12 +16,12 @@ UNSET_DEFAULT = "UPDATE teams SET is_default = false WHERE is_default AND id <> 
 SET_DEFAULT = "UPDATE teams SET is_default = true WHERE id = $1"
 
 
-async def default_team_id(conn: Connection | Any) -> int | None:
+async def default_team_id(conn: Executor) -> int | None:
     value = await conn.fetchval(DEFAULT_TEAM)
     return None if value is None else int(value)
 
 
-async def id_by_name(conn: Connection | Any, name: str) -> int | None:
+async def id_by_name(conn: Executor, name: str) -> int | None:
     value = await conn.fetchval(BY_NAME, name)
     return None if value is None else int(value)
 

@@ -1,0 +1,35 @@
+"""Transaction-scoped advisory locks: who waits for whom while a unit of work runs.
+
+Each kind has its own namespace (the first key of the two-key form), so no two kinds, and
+never the migration lock, can meet. The locks are released at commit or rollback.
+"""
+
+from __future__ import annotations
+
+from contactcenter.db import Connection
+
+_EXTERNAL_ID = 1001
+_IDENTITY = 1002
+_TEAM_QUEUE = 1003
+
+
+async def external_id(conn: Connection, channel: str, external_id: str) -> None:
+    """The same channel message arriving twice at once: the second waits for the first."""
+    await conn.execute(
+        "SELECT pg_advisory_xact_lock($1, hashtext($2))", _EXTERNAL_ID, f"{channel}:{external_id}"
+    )
+
+
+async def identities(conn: Connection, keys: set[str]) -> None:
+    """Two first messages from one new address at once must make one contact, not two. One
+    statement; the keys go in sorted, so every transaction takes them in the same order."""
+    await conn.execute(
+        "SELECT pg_advisory_xact_lock($1, hashtext(key)) FROM unnest($2::text[]) AS key",
+        _IDENTITY,
+        sorted(keys),
+    )
+
+
+async def team_queue(conn: Connection, team_id: int) -> None:
+    """One assignment at a time per team queue."""
+    await conn.execute("SELECT pg_advisory_xact_lock($1, $2)", _TEAM_QUEUE, team_id)
