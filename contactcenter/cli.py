@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import sys
 from collections.abc import Sequence
 
@@ -83,8 +82,11 @@ def _run(args: argparse.Namespace, settings: Settings) -> None:
     elif args.command == "up":
         from contactcenter.supervisor import up
 
-        with contextlib.suppress(KeyboardInterrupt):
-            sys.exit(up(settings, demo=args.demo, data_dir=args.data_dir))
+        try:
+            code = up(settings, demo=args.demo, data_dir=args.data_dir)
+        except RuntimeError as error:  # an embedded server or a child failed to start
+            sys.exit(f"contactcenter up: {error}")
+        sys.exit(code)
 
 
 async def _create_agent(settings: Settings, args: argparse.Namespace) -> str:

@@ -7,8 +7,10 @@ points DATABASE_URL and REDIS_URL at real servers.
 
 from __future__ import annotations
 
+import ctypes
 import importlib.util
 import logging
+import signal
 import socket
 import subprocess
 import time
@@ -64,6 +66,19 @@ def _redis_server_binary() -> str:
     return str(binary)
 
 
+def die_with_parent() -> None:
+    """In a child between fork and exec: SIGTERM it when its parent dies, however that
+    happens (Linux; elsewhere a no-op), so no process outlives the one that started it."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):
+        pass
+
+
+_PR_SET_PDEATHSIG = 1
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as probe:
         probe.bind((host, 0))
@@ -96,7 +111,11 @@ class EmbeddedRedis:
             "--daemonize", "no",
         ]  # fmt: skip
         self._process = subprocess.Popen(
-            args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+            args,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+            preexec_fn=die_with_parent,
         )
         self._wait_ready()
         return self.url

@@ -9,6 +9,8 @@ servers. A child that dies takes the others down with it, so nothing half-runs u
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import fcntl
 import os
 import secrets
 import signal
@@ -17,24 +19,33 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from types import FrameType
 
-from contactcenter.embedded import EmbeddedPostgres, EmbeddedRedis
+from contactcenter.embedded import EmbeddedPostgres, EmbeddedRedis, die_with_parent
 from contactcenter.migrate import migrate
-from contactcenter.settings import Settings
+from contactcenter.settings import Settings, SettingsError
 
 CHILDREN = ("serve", "worker")
 READY_TIMEOUT_SECONDS = 60.0
 STOP_TIMEOUT_SECONDS = 15.0
 
 
-class _Stop(Exception):
-    """SIGTERM or SIGINT arrived."""
+class _StopRequest:
+    """Notes SIGTERM, SIGINT (Ctrl-C) or SIGHUP (the terminal closed); the steps of `up` look
+    at it between their blocking parts, so a stop never lands half way through one."""
 
+    def __init__(self) -> None:
+        self.signal: str | None = None
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(signum, self._note)
 
-def _on_signal(signum: int, frame: FrameType | None) -> None:
-    raise _Stop(signal.Signals(signum).name)
+    def _note(self, signum: int, frame: FrameType | None) -> None:
+        self.signal = signal.Signals(signum).name
+
+    def __bool__(self) -> bool:
+        return self.signal is not None
 
 
 def say(text: str) -> None:
@@ -42,44 +53,54 @@ def say(text: str) -> None:
 
 
 def up(settings: Settings, *, demo: bool, data_dir: str) -> int:
-    signal.signal(signal.SIGTERM, _on_signal)
-    signal.signal(signal.SIGINT, _on_signal)
+    stop = _StopRequest()
     data = Path(data_dir)
     postgres: EmbeddedPostgres | None = None
     redis: EmbeddedRedis | None = None
-    try:
+    with contextlib.ExitStack() as cleanup:
+        cleanup.callback(say, "contactcenter stopped")
+        if settings.database_url is None or settings.redis_url is None:
+            cleanup.enter_context(_exclusive(data))
         if settings.database_url is None:
             postgres = EmbeddedPostgres(data / "postgres")
+            cleanup.callback(postgres.stop)
             settings = settings.replace(database_url=postgres.start())
             say(f"PostgreSQL: embedded, data in {postgres.data_dir}")
         else:
             say("PostgreSQL: DATABASE_URL")
-        if settings.redis_url is None:
+        if settings.redis_url is None and not stop:
             redis = EmbeddedRedis(data / "redis")
+            cleanup.callback(redis.stop)
             settings = settings.replace(redis_url=redis.start())
             say(f"Redis:      embedded on {redis.url}, data in {redis.data_dir}")
-        else:
+        elif settings.redis_url is not None:
             say("Redis:      REDIS_URL")
         if settings.secret_key is None:
             settings = settings.replace(secret_key=_development_secret(data))
             say(f"SECRET_KEY: generated for development, kept in {data / 'secret_key'}")
         settings.require("secret_key")
-
+        if stop:
+            return 0
         applied = asyncio.run(migrate(settings.database))
         say(f"Migrations: {len(applied)} applied")
-        if demo:
+        if demo and not stop:
             _print_demo(settings, asyncio.run(_seed_demo(settings)))
-        return _supervise(settings)
-    except _Stop:
-        return 0
-    finally:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        if redis is not None:
-            redis.stop()
-        if postgres is not None:
-            postgres.stop()
-        say("contactcenter stopped")
+        return 0 if stop else _supervise(settings, stop)
+    return 0
+
+
+@contextlib.contextmanager
+def _exclusive(data: Path) -> Iterator[None]:
+    """One `up` per data folder: two would run two Redis servers on one append-only file."""
+    data.mkdir(parents=True, exist_ok=True)
+    with open(data / "up.lock", "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise SettingsError(
+                f"another `contactcenter up` is running on {data}; stop it, or use --data-dir"
+            ) from None
+        yield
 
 
 def _development_secret(data: Path) -> str:
@@ -106,35 +127,39 @@ def _child_env(settings: Settings) -> dict[str, str]:
     return env
 
 
-def _supervise(settings: Settings) -> int:
+def _supervise(settings: Settings, stop: _StopRequest) -> int:
     env = _child_env(settings)
     children: dict[str, subprocess.Popen[bytes]] = {}
     try:
         for name in CHILDREN:
-            # a session of their own: Ctrl-C reaches only us, and we stop them in order
+            # a session of their own, so Ctrl-C reaches only us and we stop them in order; and
+            # they die with us, should we be killed outright
             children[name] = subprocess.Popen(
-                [sys.executable, "-m", "contactcenter", name], env=env, start_new_session=True
+                [sys.executable, "-m", "contactcenter", name],
+                env=env,
+                start_new_session=True,
+                preexec_fn=die_with_parent,
             )
         base = f"http://{settings.host}:{settings.port}"
-        _wait_ready(base, children)
-        say(f"contactcenter is up: {base} (Ctrl-C stops it)")
-        while True:
+        _wait_ready(base, children, stop)
+        if not stop:
+            say(f"contactcenter is up: {base} (Ctrl-C stops it)")
+        while not stop:
             for name, child in children.items():
                 if child.poll() is not None:
                     say(f"the {name} process exited with {child.returncode}; stopping")
                     return 1
             time.sleep(0.2)
-    except _Stop:
         return 0
     finally:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         _stop_children(children)
 
 
-def _wait_ready(base: str, children: dict[str, subprocess.Popen[bytes]]) -> None:
+def _wait_ready(
+    base: str, children: dict[str, subprocess.Popen[bytes]], stop: _StopRequest
+) -> None:
     deadline = time.monotonic() + READY_TIMEOUT_SECONDS
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and not stop:
         for name, child in children.items():
             if child.poll() is not None:
                 raise RuntimeError(f"the {name} process exited with {child.returncode} at start")
@@ -145,7 +170,8 @@ def _wait_ready(base: str, children: dict[str, subprocess.Popen[bytes]]) -> None
         except (urllib.error.URLError, OSError):
             pass
         time.sleep(0.2)
-    raise RuntimeError(f"the web process did not become ready at {base}")
+    if not stop:
+        raise RuntimeError(f"the web process did not become ready at {base}")
 
 
 def _stop_children(children: dict[str, subprocess.Popen[bytes]]) -> None:

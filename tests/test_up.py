@@ -22,6 +22,12 @@ from tests.helpers import eventually
 STARTUP_SECONDS = 90
 
 
+def clean_env() -> dict[str, str]:
+    """This machine's environment without server URLs or secret: the embedded default."""
+    unset = ("DATABASE_URL", "REDIS_URL", "SECRET_KEY")
+    return {k: v for k, v in os.environ.items() if k not in unset}
+
+
 class Up:
     def __init__(self, process: asyncio.subprocess.Process, base: str, lines: list[str]) -> None:
         self.process = process
@@ -35,8 +41,8 @@ class Up:
                 return found.group(1)
         raise AssertionError(f"{pattern!r} not in the output:\n" + "\n".join(self.lines))
 
-    async def stop(self) -> int:
-        self.process.send_signal(signal.SIGTERM)
+    async def stop(self, signum: int = signal.SIGTERM) -> int:
+        self.process.send_signal(signum)
         rest = await asyncio.wait_for(self.process.stdout.read(), 60)  # type: ignore[union-attr]
         self.lines.extend(rest.decode().splitlines())
         return await asyncio.wait_for(self.process.wait(), 30)
@@ -44,9 +50,7 @@ class Up:
 
 async def start_up(data_dir: Path, *extra: str) -> Up:
     port = free_port()
-    env = {
-        k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "SECRET_KEY")
-    }
+    env = clean_env()
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -124,10 +128,28 @@ async def test_up_demo_runs_the_whole_loop_and_stops_cleanly(data_dir: Path) -> 
             pushed = await visitor.receive_json(timeout=20)
             assert pushed["message"]["text"] == "Hello! How can we help?"
             await visitor.close()
+        # one `up` per data folder: a second one refuses, and leaves the first alone
+        second = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "contactcenter",
+            "up",
+            "--port",
+            str(free_port()),
+            "--data-dir",
+            str(data_dir),
+            env=clean_env(),
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        _, refused = await asyncio.wait_for(second.communicate(), 60)
+        assert second.returncode != 0
+        assert b"another `contactcenter up` is running" in refused
     finally:
         code = await up.stop()
     assert code == 0
     assert up.lines[-1] == "contactcenter stopped"
+    await assert_all_stopped(up, data_dir)
 
     # a second start finds the same data: the conversation is still there
     again = await start_up(data_dir, "--demo")
@@ -143,4 +165,17 @@ async def test_up_demo_runs_the_whole_loop_and_stops_cleanly(data_dir: Path) -> 
             texts = [m["body_text"] for m in (await answer.json())["messages"]]
             assert texts == ["Hello from a real customer", "Hello! How can we help?"]
     finally:
-        assert await again.stop() == 0
+        # closing the terminal (SIGHUP) stops everything as cleanly as Ctrl-C
+        assert await again.stop(signal.SIGHUP) == 0
+    await assert_all_stopped(again, data_dir)
+
+
+async def assert_all_stopped(up: Up, data_dir: Path) -> None:
+    """Nothing of that `up` still runs: no web server, no PostgreSQL, no Redis."""
+    with pytest.raises(aiohttp.ClientConnectionError):
+        async with aiohttp.ClientSession() as http:
+            await http.get(f"{up.base}/healthz")
+    assert not (data_dir / "postgres" / "postmaster.pid").exists()
+    redis_port = int(up.value(r"embedded on redis://127\.0\.0\.1:(\d+)/"))
+    with pytest.raises(OSError):
+        await asyncio.open_connection("127.0.0.1", redis_port)
