@@ -38,6 +38,27 @@ class Settings:
     db_pool_max: int = 10
     worker_max_jobs: int = 50
 
+    # e-mail: a default mailbox from the environment (more through /v1/admin/channels)
+    imap_host: str | None = None
+    imap_port: int | None = None
+    imap_security: str = "ssl"
+    imap_user: str | None = None
+    imap_password: str | None = None
+    imap_folder: str = "INBOX"
+    smtp_host: str | None = None
+    smtp_port: int | None = None
+    smtp_security: str = "starttls"
+    smtp_user: str | None = None
+    smtp_password: str | None = None
+    email_from: str | None = None
+    email_from_name: str | None = None
+    email_webhook_secret: str | None = None
+    max_attachment_bytes: int = 10 * 1024 * 1024
+    # how often a mailbox whose server has no IDLE is polled, and how long one IDLE lasts
+    # (servers drop an IDLE after 30 minutes; RFC 2177 says re-issue it before 29)
+    mail_poll_seconds: float = 5.0
+    mail_idle_seconds: float = 25 * 60
+
     # routing
     default_agent_capacity: int = 5
     reconcile_after_seconds: float = 3.0
@@ -93,6 +114,23 @@ class Settings:
                 "RECONCILE_AFTER_SECONDS", defaults.reconcile_after_seconds
             ),
             default_phone_region=text("DEFAULT_PHONE_REGION"),
+            imap_host=text("IMAP_HOST"),
+            imap_port=number("IMAP_PORT", 0) or None,
+            imap_security=_choice("IMAP_SECURITY", text("IMAP_SECURITY"), defaults.imap_security),
+            imap_user=text("IMAP_USER"),
+            imap_password=text("IMAP_PASSWORD"),
+            imap_folder=text("IMAP_FOLDER") or defaults.imap_folder,
+            smtp_host=text("SMTP_HOST"),
+            smtp_port=number("SMTP_PORT", 0) or None,
+            smtp_security=_choice("SMTP_SECURITY", text("SMTP_SECURITY"), defaults.smtp_security),
+            smtp_user=text("SMTP_USER"),
+            smtp_password=text("SMTP_PASSWORD"),
+            email_from=text("EMAIL_FROM"),
+            email_from_name=text("EMAIL_FROM_NAME"),
+            email_webhook_secret=text("EMAIL_WEBHOOK_SECRET"),
+            max_attachment_bytes=number("MAX_ATTACHMENT_BYTES", defaults.max_attachment_bytes),
+            mail_poll_seconds=decimal("MAIL_POLL_SECONDS", defaults.mail_poll_seconds),
+            mail_idle_seconds=decimal("MAIL_IDLE_SECONDS", defaults.mail_idle_seconds),
         )
 
     def replace(self, **changes: object) -> Settings:
@@ -131,6 +169,17 @@ class Settings:
         self.require("secret_key")
         assert self.secret_key is not None
         return self.secret_key
+
+
+MAIL_SECURITY = ("ssl", "starttls", "none")
+
+
+def _choice(name: str, value: str | None, default: str) -> str:
+    if value is None:
+        return default
+    if value.lower() not in MAIL_SECURITY:
+        raise SettingsError(f"{name} must be one of {', '.join(MAIL_SECURITY)}, got {value!r}")
+    return value.lower()
 
 
 _HINTS = {

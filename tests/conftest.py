@@ -29,7 +29,10 @@ from contactcenter.scratch import scratch_database
 from contactcenter.settings import Settings
 from tests.helpers import make_worker
 
-TABLES = "messages, conversations, contact_identities, contacts, team_members, agents, teams"
+TABLES = (
+    "attachments, messages, conversations, contact_identities, contacts, team_members, agents,"
+    " teams, email_quarantine, imap_state, mailboxes"
+)
 TEST_SECRET = "test-secret-key-that-is-long-enough-0123456789"
 
 

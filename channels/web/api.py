@@ -81,6 +81,7 @@ async def start_conversation(request: web.Request) -> web.Response:
             identities=(Identity(IdentityKind.WEB, uuid.uuid4().hex),),
             contact_name=(body.name or "").strip() or None,
             claimed=_claimed(request, body),
+            retry_must_match=True,
         ),
     )
     token = visitors.sign(conns.settings.secret, result.conversation_id, result.contact_id)
@@ -128,6 +129,7 @@ async def post_message(request: web.Request) -> web.Response:
             text=check_text(request, body.text),
             identities=(),
             conversation_id=conversation_id,
+            retry_must_match=True,
         ),
     )
     return web.json_response(

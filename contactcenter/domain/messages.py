@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
+from contactcenter.domain.email import EmailDetails
 from contactcenter.domain.enums import Channel, IdentityKind
 
 
@@ -31,6 +32,9 @@ class InboundMessage:
     # token, an e-mail thread); None opens a new conversation
     conversation_id: int | None = None
     subject: str | None = None
+    # a retry that says something else is a client's bug (web); for mail it is just a copy
+    retry_must_match: bool = False
+    email: EmailDetails | None = None
 
 
 @dataclass(frozen=True)

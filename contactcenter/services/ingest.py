@@ -9,6 +9,7 @@ lost, the reconciler finds the conversation by its routing request (invariants 1
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import asyncpg
@@ -16,6 +17,7 @@ import asyncpg
 from contactcenter import events, jobs
 from contactcenter.conns import Conns
 from contactcenter.db import Connection
+from contactcenter.domain.email import EmailDetails, conversation_from_subject
 from contactcenter.domain.errors import Conflict, NotFound
 from contactcenter.domain.messages import Identity, InboundMessage
 from contactcenter.store import contacts, conversations, locks, messages
@@ -29,11 +31,22 @@ class IngestResult:
     conversation_id: int
     contact_id: int
     duplicate: bool
+    # a bounce: the id of our message it reports as undelivered
+    bounced_message_id: int | None = None
 
 
-async def ingest(conns: Conns, inbound: InboundMessage) -> IngestResult:
+InTransaction = Callable[[Connection], Awaitable[None]]
+
+
+async def ingest(
+    conns: Conns, inbound: InboundMessage, *, also: InTransaction | None = None
+) -> IngestResult:
+    """Store the message (once) and make routing due; `also` runs in the same transaction
+    (the IMAP checkpoint advances with the mail it covers)."""
     async with conns.db.acquire() as conn, conn.transaction():
         result, conversation = await _ingest_in_transaction(conn, conns, inbound)
+        if also is not None:
+            await also(conn)
     if conversation["route_requested_at"] is not None:
         # on a retry too: the first attempt may have died between its commit and its enqueue
         await jobs.enqueue_route(conns, result.conversation_id, conversation["route_version"])
@@ -47,6 +60,19 @@ async def ingest(conns: Conns, inbound: InboundMessage) -> IngestResult:
         assignee_id=conversation["assignee_id"],
         data={"message_id": result.message_id, "direction": "inbound"},
     )
+    if result.bounced_message_id is not None:
+        await events.publish_agent_event(
+            conns,
+            "message.status_changed",
+            conversation_id=result.conversation_id,
+            team_id=conversation["team_id"],
+            assignee_id=conversation["assignee_id"],
+            data={
+                "message_id": result.bounced_message_id,
+                "status": "failed",
+                "error_code": "bounced",
+            },
+        )
     logger.info(
         "message ingested",
         extra={
@@ -67,32 +93,85 @@ async def _ingest_in_transaction(
         return await _duplicate(conn, existing, inbound)
 
     now = conns.clock()
-    if inbound.conversation_id is None:
+    email = inbound.email
+    bounced = await _record_bounce(conn, email)
+    conversation_id = (
+        inbound.conversation_id
+        or (bounced["conversation_id"] if bounced else None)
+        or await _thread(conn, conns, inbound)
+    )
+    opens_work = not (email and email.automatic)
+    if conversation_id is None:
         contact_id = await _resolve_contact(conn, inbound)
         conversation = await conversations.open_new(
-            conn, contact_id, inbound.channel, inbound.subject, now
+            conn,
+            contact_id,
+            inbound.channel,
+            inbound.subject,
+            now,
+            mailbox_id=email.mailbox_id if email else None,
+            opens_work=opens_work,
         )
     else:
-        touched = await conversations.touch_inbound(conn, inbound.conversation_id, now)
-        if touched is None:
+        # an automatic mail (an auto-reply, a bounce) is kept with its conversation without
+        # reopening it or asking for anyone's attention
+        continued = (
+            await conversations.touch_inbound(conn, conversation_id, now)
+            if opens_work
+            else await conversations.get_for_update(conn, conversation_id)
+        )
+        if continued is None:
             raise NotFound("conversation not found", code="conversation_not_found")
-        conversation = touched
+        conversation = continued
         contact_id = conversation["contact_id"]
 
     message = await messages.insert_inbound(
-        conn, conversation["id"], inbound.channel, inbound.external_id, inbound.text, now
+        conn, conversation["id"], inbound.channel, inbound.external_id, inbound.text, now, email
     )
-    result = IngestResult(message["id"], conversation["id"], contact_id, duplicate=False)
+    result = IngestResult(
+        message["id"],
+        conversation["id"],
+        contact_id,
+        duplicate=False,
+        bounced_message_id=bounced["id"] if bounced else None,
+    )
     return result, conversation
+
+
+async def _record_bounce(conn: Connection, email: EmailDetails | None) -> asyncpg.Record | None:
+    """A bounce marks our undelivered mail failed, with the server's words for the agent."""
+    if email is None or email.bounced_message_id is None:
+        return None
+    reason = email.bounce_reason or "the mail could not be delivered"
+    return await messages.mark_bounced(conn, email.bounced_message_id, reason)
+
+
+async def _thread(conn: Connection, conns: Conns, inbound: InboundMessage) -> int | None:
+    """The conversation a mail answers: by the Message-IDs it answers, then by our token in
+    the subject; never by the subject alone."""
+    if inbound.email is None:
+        return None
+    found = await messages.conversation_by_email_ids(conn, inbound.email.answers)
+    if found is not None:
+        return found
+    secret = conns.settings.secret_key
+    if secret and inbound.subject:
+        token_id = conversation_from_subject(secret, inbound.subject)
+        if token_id is not None and await conversations.get(conn, token_id) is not None:
+            return token_id
+    return None
 
 
 async def _duplicate(
     conn: Connection, existing: asyncpg.Record, inbound: InboundMessage
 ) -> tuple[IngestResult, asyncpg.Record]:
     """A retry of a message we already hold: the same answer, unless it says something else."""
-    if existing["body_text"] != inbound.text or (
-        inbound.conversation_id is not None
-        and existing["conversation_id"] != inbound.conversation_id
+    if inbound.retry_must_match and (
+        existing["body_text"] != inbound.text
+        or (
+            inbound.conversation_id is not None
+            and existing["conversation_id"] != inbound.conversation_id
+        )
     ):
         raise Conflict(
             "this client message id was already used for a different message",

@@ -17,13 +17,16 @@ ACTIVE = [str(s) for s in ACTIVE_STATUSES]
 COLUMNS = """
 id, contact_id, channel, status, priority, team_id, assignee_id, subject, route_requested_at,
 route_version, waiting_since, assigned_at, snoozed_until, first_responded_at, resolved_at,
-last_message_at, created_at, updated_at
+last_message_at, created_at, updated_at, mailbox_id
 """
 
+# a new conversation is due for routing; one that opens no work (an auto-reply nobody asked
+# for) is stored closed and never routed
 OPEN_CONVERSATION = f"""
 INSERT INTO conversations (contact_id, channel, subject, route_requested_at, route_version,
-                           last_message_at)
-VALUES ($1, $2, $3, $4, 1, $4)
+                           last_message_at, mailbox_id, status)
+VALUES ($1, $2, $3, CASE WHEN $6 THEN $4::timestamptz END, CASE WHEN $6 THEN 1 ELSE 0 END,
+        $4, $5, CASE WHEN $6 THEN 'open' ELSE 'closed' END)
 RETURNING {COLUMNS}
 """
 
@@ -157,9 +160,18 @@ LIMIT 20
 
 
 async def open_new(
-    conn: Connection, contact_id: int, channel: str, subject: str | None, now: datetime
+    conn: Connection,
+    contact_id: int,
+    channel: str,
+    subject: str | None,
+    now: datetime,
+    *,
+    mailbox_id: int | None = None,
+    opens_work: bool = True,
 ) -> asyncpg.Record:
-    row = await conn.fetchrow(OPEN_CONVERSATION, contact_id, channel, subject, now)
+    row = await conn.fetchrow(
+        OPEN_CONVERSATION, contact_id, channel, subject, now, mailbox_id, opens_work
+    )
     assert row is not None
     return row
 

@@ -8,6 +8,7 @@ from typing import Any
 import asyncpg
 
 from contactcenter.db import Connection, Executor
+from contactcenter.domain.email import AttachmentData, EmailDetails
 
 COLUMNS = """
 m.id, m.conversation_id, m.direction, m.is_note, m.channel, m.external_id, m.author_agent_id,
@@ -20,15 +21,49 @@ SELECT {COLUMNS} FROM messages m WHERE m.channel = $1 AND m.external_id = $2
 
 INSERT_INBOUND = f"""
 INSERT INTO messages AS m (conversation_id, direction, channel, external_id, body_text, status,
-                           created_at)
-VALUES ($1, 'inbound', $2, $3, $4, 'received', $5)
+                           created_at, body_html, body_full, is_automatic, email_meta)
+VALUES ($1, 'inbound', $2, $3, $4, 'received', $5, $6, $7, $8, $9)
 RETURNING {COLUMNS}
+"""
+
+INSERT_ATTACHMENTS = """
+INSERT INTO attachments (message_id, filename, content_type, size, content, content_id, inline)
+SELECT $1, a.filename, a.content_type, a.size, a.content, a.content_id, a.inline
+FROM unnest($2::text[], $3::text[], $4::bigint[], $5::bytea[], $6::text[], $7::boolean[])
+     AS a (filename, content_type, size, content, content_id, inline)
+"""
+
+# the conversation a mail answers: the first of its Message-IDs (in the order given) that is
+# a mail we stored or sent
+CONVERSATION_BY_EMAIL_IDS = """
+SELECT m.conversation_id
+FROM unnest($1::text[]) WITH ORDINALITY AS given (message_id, position)
+JOIN messages m ON m.channel = 'email' AND m.external_id = given.message_id
+ORDER BY given.position
+LIMIT 1
+"""
+
+# a bounce answers one of our mails: it was not delivered after all
+MARK_BOUNCED = """
+UPDATE messages SET status = 'failed', error_code = 'bounced', error_message = $2
+WHERE channel = 'email' AND external_id = $1 AND direction = 'outbound'
+RETURNING id, conversation_id
+"""
+
+# what an e-mail reply needs to thread: the Message-IDs so far (oldest first) and the
+# addresses of the customer's latest mail
+EMAIL_THREAD = """
+SELECT m.external_id, m.direction, m.email_meta
+FROM messages m
+WHERE m.conversation_id = $1 AND m.channel = 'email' AND m.external_id IS NOT NULL
+  AND NOT m.is_note AND m.id <> $2
+ORDER BY m.id
 """
 
 INSERT_OUTBOUND = f"""
 INSERT INTO messages AS m (conversation_id, direction, is_note, channel, author_agent_id,
-                           body_text, status, sent_at, created_at)
-VALUES ($1, 'outbound', $2, $3, $4, $5, $6, CASE WHEN $2 THEN $7::timestamptz END, $7)
+                           body_text, status, sent_at, created_at, external_id)
+VALUES ($1, 'outbound', $2, $3, $4, $5, $6, CASE WHEN $2 THEN $7::timestamptz END, $7, $8)
 RETURNING {COLUMNS}
 """
 
@@ -99,10 +134,67 @@ async def insert_inbound(
     external_id: str,
     text: str,
     now: datetime,
+    email: EmailDetails | None = None,
 ) -> asyncpg.Record:
-    row = await conn.fetchrow(INSERT_INBOUND, conversation_id, channel, external_id, text, now)
+    row = await conn.fetchrow(
+        INSERT_INBOUND,
+        conversation_id,
+        channel,
+        external_id,
+        text,
+        now,
+        email.html if email else None,
+        email.full_text if email else None,
+        email.automatic if email else False,
+        _email_meta(email),
+    )
     assert row is not None
+    if email is not None and email.attachments:
+        await _insert_attachments(conn, row["id"], email.attachments)
     return row
+
+
+def _email_meta(email: EmailDetails | None) -> dict[str, Any] | None:
+    if email is None:
+        return None
+    return {
+        "from": email.from_address,
+        "reply_to": email.reply_to,
+        "to": list(email.to),
+        "cc": list(email.cc),
+    }
+
+
+async def _insert_attachments(
+    conn: Connection, message_id: int, attachments: tuple[AttachmentData, ...]
+) -> None:
+    await conn.execute(
+        INSERT_ATTACHMENTS,
+        message_id,
+        [a.filename for a in attachments],
+        [a.content_type for a in attachments],
+        [a.size for a in attachments],
+        [a.content for a in attachments],
+        [a.content_id for a in attachments],
+        [a.inline for a in attachments],
+    )
+
+
+async def conversation_by_email_ids(conn: Executor, message_ids: tuple[str, ...]) -> int | None:
+    if not message_ids:
+        return None
+    found = await conn.fetchval(CONVERSATION_BY_EMAIL_IDS, list(message_ids))
+    return None if found is None else int(found)
+
+
+async def mark_bounced(conn: Executor, message_id: str, reason: str) -> asyncpg.Record | None:
+    return await conn.fetchrow(MARK_BOUNCED, message_id, reason)
+
+
+async def email_thread(
+    conn: Executor, conversation_id: int, except_id: int
+) -> list[asyncpg.Record]:
+    return list(await conn.fetch(EMAIL_THREAD, conversation_id, except_id))
 
 
 async def insert_outbound(
@@ -114,10 +206,19 @@ async def insert_outbound(
     now: datetime,
     *,
     is_note: bool = False,
+    external_id: str | None = None,
 ) -> asyncpg.Record:
     status = "sent" if is_note else "queued"  # a note is never delivered anywhere
     row = await conn.fetchrow(
-        INSERT_OUTBOUND, conversation_id, is_note, channel, author_agent_id, text, status, now
+        INSERT_OUTBOUND,
+        conversation_id,
+        is_note,
+        channel,
+        author_agent_id,
+        text,
+        status,
+        now,
+        external_id,
     )
     assert row is not None
     return row
