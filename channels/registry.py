@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from channels.email.sender import EmailSender
 from channels.web.sender import WebSender
 from contactcenter.conns import Conns
 from contactcenter.domain.enums import Channel
@@ -9,4 +10,4 @@ from contactcenter.domain.messages import Sender
 
 
 def build_senders(conns: Conns) -> dict[Channel, Sender]:
-    return {Channel.WEB: WebSender(conns)}
+    return {Channel.WEB: WebSender(conns), Channel.EMAIL: EmailSender(conns)}

@@ -7,6 +7,7 @@ import argparse
 import asyncio
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from dotenv import load_dotenv
 
@@ -33,6 +34,9 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int)
 
     commands.add_parser("worker", help="the arq worker (routing, sends, reconciler)")
+    commands.add_parser("mail-listen", help="the IMAP listeners, one per mailbox")
+    parse = commands.add_parser("email-parse", help="print a mail file parsed, as JSON")
+    parse.add_argument("file", help="an RFC 822 file (.eml); - reads standard input")
     commands.add_parser("migrate", help="apply the database migrations")
 
     create = commands.add_parser("create-agent", help="add an agent and print their token")
@@ -70,6 +74,12 @@ def _run(args: argparse.Namespace, settings: Settings) -> None:
         from workers.run import run_worker
 
         asyncio.run(run_worker(settings))
+    elif args.command == "mail-listen":
+        from channels.email.run import run_mail_listeners
+
+        asyncio.run(run_mail_listeners(settings))
+    elif args.command == "email-parse":
+        _email_parse(args.file, settings)
     elif args.command == "migrate":
         from contactcenter.migrate import migrate
 
@@ -87,6 +97,19 @@ def _run(args: argparse.Namespace, settings: Settings) -> None:
         except RuntimeError as error:  # an embedded server or a child failed to start
             sys.exit(f"contactcenter up: {error}")
         sys.exit(code)
+
+
+def _email_parse(path: str, settings: Settings) -> None:
+    import json
+
+    from channels.email.parse import EmailParseError, parse_email
+
+    raw = sys.stdin.buffer.read() if path == "-" else Path(path).read_bytes()
+    try:
+        parsed = parse_email(raw, max_attachment_bytes=settings.max_attachment_bytes)
+    except EmailParseError as error:
+        sys.exit(f"contactcenter email-parse: not a readable mail: {error}")
+    print(json.dumps(parsed.to_json(), ensure_ascii=False, indent=2, default=str))
 
 
 async def _create_agent(settings: Settings, args: argparse.Namespace) -> str:

@@ -27,7 +27,7 @@ from contactcenter.embedded import EmbeddedPostgres, EmbeddedRedis, die_with_par
 from contactcenter.migrate import migrate
 from contactcenter.settings import Settings, SettingsError
 
-CHILDREN = ("serve", "worker")
+CHILDREN = ("serve", "worker", "mail-listen")
 READY_TIMEOUT_SECONDS = 60.0
 STOP_TIMEOUT_SECONDS = 15.0
 

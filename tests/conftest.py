@@ -8,7 +8,6 @@ suite works in a throwaway database of its own, migrated once, emptied before ea
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
@@ -27,7 +26,8 @@ from contactcenter.conns import Conns, create_redis
 from contactcenter.embedded import EmbeddedPostgres, EmbeddedRedis
 from contactcenter.scratch import scratch_database
 from contactcenter.settings import Settings
-from tests.helpers import make_worker
+from tests.helpers import make_worker, stop_worker
+from tests.mailservers import imap_server, smtp_server  # noqa: F401  (fixtures)
 
 TABLES = (
     "attachments, messages, conversations, contact_identities, contacts, team_members, agents,"
@@ -138,11 +138,4 @@ async def running_worker(settings: Settings) -> AsyncIterator[Worker]:
     worker = make_worker(settings)
     task = asyncio.create_task(worker.async_run())
     yield worker
-    # stop as a deployment does: take no new jobs, let running ones finish, then close
-    worker.allow_pick_jobs = False
-    if worker.tasks:
-        await asyncio.wait(list(worker.tasks.values()), timeout=10)
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
-    await worker.close()
+    await stop_worker(worker, task)

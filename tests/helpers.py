@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -85,3 +86,15 @@ async def start_chat(
     assert response.status == 201, await response.text()
     result: dict[str, Any] = await response.json()
     return result
+
+
+async def stop_worker(worker: Worker, task: asyncio.Task[None]) -> None:
+    """Stop a worker as a deployment does: no new jobs, running ones finish, then close."""
+    worker.allow_pick_jobs = False
+    task.cancel()  # the polling loop: no job starts after this
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    running = [job for job in worker.tasks.values() if not job.done()]
+    if running:
+        await asyncio.wait(running, timeout=10)
+    await worker.close()

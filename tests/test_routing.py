@@ -19,7 +19,15 @@ from contactcenter.domain.messages import Identity, InboundMessage
 from contactcenter.embedded import free_port
 from contactcenter.services.ingest import ingest
 from contactcenter.settings import Settings
-from tests.helpers import bearer, make_agent, make_worker, new_client_id, start_chat
+from tests.helpers import (
+    bearer,
+    eventually,
+    make_agent,
+    make_worker,
+    new_client_id,
+    start_chat,
+    stop_worker,
+)
 
 RunJobs = Callable[..., Awaitable[int]]
 
@@ -330,3 +338,39 @@ async def test_with_no_team_to_go_to_routing_stays_due(
         )
         == agent_id
     )
+
+
+async def test_replies_while_the_queue_is_being_assigned_never_deadlock(
+    client: TestClient[Any, Any], db: asyncpg.Pool, settings: Settings, run_jobs: RunJobs
+) -> None:
+    """A reply holds its conversation and checks its author's agent row; an assignment holds
+    the agent and waits for the conversation. Both must go through, many times over."""
+    agent_id, token = await make_agent(db, capacity=40, online=False)
+    chats = [await start_chat(client, f"question {n}") for n in range(30)]
+    await run_jobs()  # all wait in the team's queue
+    worker = make_worker(settings, max_jobs=20)
+    running = asyncio.create_task(worker.async_run())
+    try:
+        online = client.put(
+            "/v1/agents/me/presence", json={"status": "online"}, headers=bearer(token)
+        )
+        replies = [
+            client.post(
+                f"/v1/conversations/{chat['conversation_id']}/replies",
+                json={"text": "On it"},
+                headers=bearer(token),
+            )
+            for chat in chats
+        ]
+        answers = await asyncio.gather(online, *replies)
+        assert [a.status for a in answers] == [200] + [202] * len(chats)
+
+        async def all_assigned() -> bool:
+            count = await db.fetchval(
+                "SELECT count(*) FROM conversations WHERE assignee_id = $1", agent_id
+            )
+            return bool(count == len(chats))
+
+        await eventually(all_assigned)
+    finally:
+        await stop_worker(worker, running)

@@ -25,7 +25,8 @@ CRON_TIMEOUT = 30
 
 
 def worker_options(settings: Settings, *, clock: Clock = utc_now) -> dict[str, Any]:
-    settings.require("database_url", "redis_url")
+    # the secret unseals mailbox passwords and signs the conversation token of e-mail replies
+    settings.require("database_url", "redis_url", "secret_key")
 
     async def startup(ctx: dict[str, Any]) -> None:
         pool = await db.create_pool(

@@ -8,9 +8,10 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
+from channels.email import webhook as email_webhook
 from channels.web import api as web_channel
 from contactcenter import db
-from contactcenter.api import inbox, ops, realtime
+from contactcenter.api import admin_channels, inbox, ops, realtime
 from contactcenter.api.keys import CONNS, HUB
 from contactcenter.api.middleware import error_envelope, request_context
 from contactcenter.api.realtime import RealtimeHub
@@ -60,5 +61,7 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> web.Application
     ops.setup_routes(app)
     inbox.setup_routes(app)
     realtime.setup_routes(app)
+    admin_channels.setup_routes(app)
     web_channel.setup_routes(app)
+    email_webhook.setup_routes(app)
     return app

@@ -63,7 +63,13 @@ async def deliver(conns: Conns, message_id: int, senders: Mapping[Channel, Sende
             await messages.mark_failed(conn, message_id, failure.code, failure.message)
             outcome = Outcome.FAILED
     logger.info(
-        "delivery", extra={"message_id": message_id, "outcome": outcome, "attempt": attempt}
+        "delivery",
+        extra={
+            "message_id": message_id,
+            "outcome": outcome,
+            "attempt": attempt,
+            "error_code": failure.code if failure else None,
+        },
     )
     await events.publish_agent_event(
         conns,
@@ -71,7 +77,11 @@ async def deliver(conns: Conns, message_id: int, senders: Mapping[Channel, Sende
         conversation_id=row["conversation_id"],
         team_id=row["team_id"],
         assignee_id=row["assignee_id"],
-        data={"message_id": message_id, "status": outcome},
+        data={
+            "message_id": message_id,
+            "status": outcome,
+            **({"error_code": failure.code, "error": failure.message} if failure else {}),
+        },
     )
     return outcome
 

@@ -12,9 +12,10 @@ from contactcenter import events, jobs
 from contactcenter.conns import Conns
 from contactcenter.domain.agents import Agent
 from contactcenter.domain.conversations import check_status_change
+from contactcenter.domain.email import new_message_id
 from contactcenter.domain.enums import Channel, ConversationStatus
 from contactcenter.domain.errors import Invalid, NotFound
-from contactcenter.store import agents, contacts, conversations, messages
+from contactcenter.store import agents, contacts, conversations, mailboxes, messages
 from contactcenter.store.inbox import InboxCursor, InboxQuery, list_conversations
 
 logger = logging.getLogger(__name__)
@@ -98,10 +99,23 @@ async def reply(
             agent.id,
             text,
             conns.clock(),
+            external_id=await _outbound_id(conn, conversation),
         )
     await jobs.enqueue_send(conns, message["id"])
     await _announce_message(conns, conversation, message["id"], "outbound")
     return message
+
+
+async def _outbound_id(conn: Any, conversation: asyncpg.Record) -> str | None:
+    """A mail's Message-ID is ours to choose, and known before it is sent: replies to it and
+    bounces of it find this message by it."""
+    if conversation["channel"] != Channel.EMAIL:
+        return None
+    mailbox = None
+    if conversation["mailbox_id"] is not None:
+        mailbox = await mailboxes.get(conn, conversation["mailbox_id"])
+    mailbox = mailbox or await mailboxes.first_enabled(conn)
+    return new_message_id(mailbox["address"] if mailbox else "")
 
 
 async def add_note(conns: Conns, agent: Agent, conversation_id: int, text: str) -> asyncpg.Record:

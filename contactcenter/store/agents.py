@@ -46,7 +46,7 @@ FROM agents a
 JOIN team_members tm ON tm.agent_id = a.id AND tm.team_id = $1
 WHERE a.presence = 'online'
 ORDER BY a.id
-FOR UPDATE OF a
+FOR NO KEY UPDATE OF a
 """
 
 # counted in a statement of its own, AFTER the locks are held: in READ COMMITTED a new

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from contactcenter.db import Connection
+from contactcenter.db import Connection, Executor
 from contactcenter.domain.messages import Identity
 
 # the contact of the first identity (in the order given) that is known
@@ -76,3 +76,15 @@ async def get_card(conn: Connection, contact_id: int) -> dict[str, Any] | None:
     card = dict(row)
     card["identities"] = [dict(r) for r in await conn.fetch(LIST_IDENTITIES, contact_id)]
     return card
+
+
+# the address the contact last gave proof of
+EMAIL_ADDRESS = """
+SELECT value FROM contact_identities WHERE contact_id = $1 AND kind = 'email'
+ORDER BY id DESC LIMIT 1
+"""
+
+
+async def email_address(conn: Executor, contact_id: int) -> str | None:
+    value = await conn.fetchval(EMAIL_ADDRESS, contact_id)
+    return None if value is None else str(value)

@@ -31,7 +31,7 @@ RETURNING {COLUMNS}
 """
 
 GET = f"SELECT {COLUMNS} FROM conversations WHERE id = $1"
-GET_FOR_UPDATE = f"SELECT {COLUMNS} FROM conversations WHERE id = $1 FOR UPDATE"
+GET_FOR_UPDATE = f"SELECT {COLUMNS} FROM conversations WHERE id = $1 FOR NO KEY UPDATE"
 
 # a customer message on a conversation: it is active again, and routing is due when nobody
 # holds it (the queue keeps its place when it already waits there)
@@ -78,7 +78,7 @@ SELECT id, priority, waiting_since FROM conversations
 WHERE team_id = $1 AND waiting_since IS NOT NULL AND assignee_id IS NULL AND status = 'open'
 ORDER BY priority DESC, waiting_since, id
 LIMIT $2
-FOR UPDATE
+FOR NO KEY UPDATE
 """
 
 ASSIGN = """

@@ -1,5 +1,10 @@
 """Transaction-scoped advisory locks: who waits for whom while a unit of work runs.
 
+(Row locks elsewhere are FOR NO KEY UPDATE, never FOR UPDATE: a foreign-key check takes a
+KEY SHARE lock on the row it points at, which FOR UPDATE would block. A reply, holding its
+conversation, checks its author's agent row while an assignment, holding that agent, waits
+for the conversation: with FOR UPDATE that was a deadlock.)
+
 Each kind has its own namespace (the first key of the two-key form), so no two kinds, and
 never the migration lock, can meet. The locks are released at commit or rollback.
 """

@@ -43,6 +43,8 @@ ORDER BY given.position
 LIMIT 1
 """
 
+GET_FOR_EMAIL = "SELECT id, conversation_id, external_id FROM messages WHERE id = $1"
+
 # a bounce answers one of our mails: it was not delivered after all
 MARK_BOUNCED = """
 UPDATE messages SET status = 'failed', error_code = 'bounced', error_message = $2
@@ -74,7 +76,7 @@ FROM messages m
 JOIN conversations c ON c.id = m.conversation_id
 LEFT JOIN agents a ON a.id = m.author_agent_id
 WHERE m.id = $1
-FOR UPDATE OF m
+FOR NO KEY UPDATE OF m
 """
 
 # a delivery attempt begins: counted before the send, in its own transaction, so a send
@@ -185,6 +187,10 @@ async def conversation_by_email_ids(conn: Executor, message_ids: tuple[str, ...]
         return None
     found = await conn.fetchval(CONVERSATION_BY_EMAIL_IDS, list(message_ids))
     return None if found is None else int(found)
+
+
+async def get_for_email(conn: Executor, message_id: int) -> asyncpg.Record | None:
+    return await conn.fetchrow(GET_FOR_EMAIL, message_id)
 
 
 async def mark_bounced(conn: Executor, message_id: str, reason: str) -> asyncpg.Record | None:

@@ -1,0 +1,65 @@
+"""POST /v1/webhooks/email/raw: one raw RFC 822 mail, for an MTA that pipes mail to us.
+
+Behind a shared secret (EMAIL_WEBHOOK_SECRET, sent as X-Webhook-Secret). A 2xx means the mail
+is stored (or quarantined, when it cannot be read): the MTA may delete its copy.
+"""
+
+from __future__ import annotations
+
+import hmac
+
+from aiohttp import web
+
+from channels.email.intake import take
+from contactcenter.api.errors import ApiError
+from contactcenter.api.keys import CONNS
+
+# a whole mail, attachments included, may be this much larger than the attachment limit
+MAIL_OVERHEAD_BYTES = 5 * 1024 * 1024
+
+
+def _check_secret(request: web.Request) -> None:
+    expected = request.app[CONNS].settings.email_webhook_secret
+    if not expected:
+        raise ApiError(404, "not_found", "the raw-mail webhook is not enabled")
+    offered = request.headers.get("X-Webhook-Secret", "")
+    if not hmac.compare_digest(offered.encode(), expected.encode()):
+        raise ApiError(403, "invalid_webhook_secret", "the webhook secret is wrong")
+
+
+async def _read_mail(request: web.Request) -> bytes:
+    """The body, up to the mail size limit (larger than the API's general body limit)."""
+    limit = request.app[CONNS].settings.max_attachment_bytes + MAIL_OVERHEAD_BYTES
+    if request.content_length is not None and request.content_length > limit:
+        raise ApiError(413, "payload_too_large", f"a mail may be {limit} bytes at most")
+    raw = await request.content.read(limit + 1)
+    while len(raw) <= limit:
+        more = await request.content.read(limit + 1 - len(raw))
+        if not more:
+            break
+        raw += more
+    if len(raw) > limit:
+        raise ApiError(413, "payload_too_large", f"a mail may be {limit} bytes at most")
+    if not raw.strip():
+        raise ApiError(400, "empty_mail", "the body must be one raw RFC 822 mail")
+    return raw
+
+
+async def receive_raw_mail(request: web.Request) -> web.Response:
+    _check_secret(request)
+    raw = await _read_mail(request)
+    taken = await take(request.app[CONNS], None, raw)
+    if taken.result is None:
+        return web.json_response({"quarantine_id": taken.quarantine_id}, status=202)
+    return web.json_response(
+        {
+            "message_id": taken.result.message_id,
+            "conversation_id": taken.result.conversation_id,
+            "duplicate": taken.result.duplicate,
+        },
+        status=202,
+    )
+
+
+def setup_routes(app: web.Application) -> None:
+    app.router.add_post("/v1/webhooks/email/raw", receive_raw_mail)

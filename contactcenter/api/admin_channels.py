@@ -1,0 +1,174 @@
+"""/v1/admin/channels: mailboxes (admins write, supervisors read; secrets never returned),
+and the quarantine of mails that could not be read."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+import asyncpg
+from aiohttp import web
+from pydantic import Field
+
+from contactcenter.api.auth import require_agent
+from contactcenter.api.errors import ApiError
+from contactcenter.api.keys import CONNS
+from contactcenter.api.parsing import Body, CleanStr, path_id, read_json, whole_number
+from contactcenter.api.serialize import jsonable
+from contactcenter.domain.enums import Role
+from contactcenter.domain.identities import normalise_email
+from contactcenter.services import mailboxes as mailbox_service
+from contactcenter.store import mailboxes
+
+READERS = (Role.SUPERVISOR, Role.ADMIN)
+WRITERS = (Role.ADMIN,)
+
+Host = Annotated[CleanStr, Field(min_length=1, max_length=253, pattern=r"^[A-Za-z0-9.\-:\[\]]+$")]
+Port = Annotated[int, Field(ge=1, le=65535)]
+Security = Literal["ssl", "starttls", "none"]
+Short = Annotated[CleanStr, Field(max_length=320)]
+
+
+class MailboxPatch(Body):
+    name: Annotated[CleanStr, Field(min_length=1, max_length=100)] | None = None
+    address: Short | None = None
+    display_name: Short | None = None
+    imap_host: Host | None = None
+    imap_port: Port | None = None
+    imap_security: Security | None = None
+    imap_user: Short | None = None
+    imap_password: Annotated[CleanStr, Field(max_length=1000)] | None = None
+    imap_folder: Annotated[CleanStr, Field(min_length=1, max_length=200)] | None = None
+    smtp_host: Host | None = None
+    smtp_port: Port | None = None
+    smtp_security: Security | None = None
+    smtp_user: Short | None = None
+    smtp_password: Annotated[CleanStr, Field(max_length=1000)] | None = None
+    enabled: bool | None = None
+
+
+class MailboxBody(MailboxPatch):
+    name: Annotated[CleanStr, Field(min_length=1, max_length=100)]
+    address: Short
+
+
+def _exists() -> ApiError:
+    return ApiError(409, "channel_exists", "a mailbox with that name or address exists")
+
+
+def _values(request: web.Request, body: MailboxPatch) -> dict[str, Any]:
+    values = body.model_dump(exclude_unset=True)
+    if values.get("address") is not None:
+        values["address"] = normalise_email(values["address"])
+    return mailbox_service.seal_secrets(request.app[CONNS].settings.secret, values)
+
+
+def _view(row: asyncpg.Record) -> dict[str, Any]:
+    return dict(jsonable(mailbox_service.public_view(row)))
+
+
+async def list_channels(request: web.Request) -> web.Response:
+    await require_agent(request, roles=READERS)
+    rows = await mailboxes.list_all(request.app[CONNS].db)
+    return web.json_response({"items": [_view(r) for r in rows], "next_cursor": None})
+
+
+async def create_channel(request: web.Request) -> web.Response:
+    await require_agent(request, roles=WRITERS)
+    body = await read_json(request, MailboxBody)
+    if not (body.imap_host or body.smtp_host):
+        raise ApiError(
+            422,
+            "validation_error",
+            "a mailbox needs an IMAP or an SMTP server",
+            {"fields": [{"field": "imap_host", "message": "or smtp_host"}]},
+        )
+    try:
+        row = await mailboxes.insert(request.app[CONNS].db, _values(request, body))
+    except asyncpg.UniqueViolationError:
+        raise ApiError(
+            409, "channel_exists", "a mailbox with that name or address exists"
+        ) from None
+    return web.json_response(_view(row), status=201)
+
+
+async def get_channel(request: web.Request) -> web.Response:
+    await require_agent(request, roles=READERS)
+    row = await mailboxes.get(request.app[CONNS].db, path_id(request))
+    if row is None:
+        raise ApiError(404, "channel_not_found", "no such channel")
+    return web.json_response(_view(row))
+
+
+async def update_channel(request: web.Request) -> web.Response:
+    await require_agent(request, roles=WRITERS)
+    mailbox_id = path_id(request)
+    body = await read_json(request, MailboxPatch)
+    db = request.app[CONNS].db
+    try:
+        row = await mailboxes.update(db, mailbox_id, _values(request, body))
+    except asyncpg.UniqueViolationError:
+        raise ApiError(
+            409, "channel_exists", "a mailbox with that name or address exists"
+        ) from None
+    if row is None:
+        await _refuse_environment(db, mailbox_id)
+        raise ApiError(404, "channel_not_found", "no such channel")
+    return web.json_response(_view(row))
+
+
+async def delete_channel(request: web.Request) -> web.Response:
+    await require_agent(request, roles=WRITERS)
+    mailbox_id = path_id(request)
+    db = request.app[CONNS].db
+    try:
+        deleted = await mailboxes.delete(db, mailbox_id)
+    except asyncpg.ForeignKeyViolationError:
+        raise ApiError(
+            409, "channel_in_use", "conversations use this mailbox: disable it instead"
+        ) from None
+    if not deleted:
+        await _refuse_environment(db, mailbox_id)
+        raise ApiError(404, "channel_not_found", "no such channel")
+    return web.Response(status=204)
+
+
+async def _refuse_environment(db: Any, mailbox_id: int) -> None:
+    row = await mailboxes.get(db, mailbox_id)
+    if row is not None and row["from_environment"]:
+        raise ApiError(
+            409, "configured_by_environment", "this mailbox comes from IMAP_*/SMTP_* settings"
+        )
+
+
+async def list_quarantine(request: web.Request) -> web.Response:
+    await require_agent(request, roles=READERS)
+    limit = whole_number(request.query.get("limit", "50"), low=1, high=200)
+    before = whole_number(request.query.get("cursor", str(2**63 - 1)), low=1)
+    if limit is None or before is None:
+        raise ApiError(422, "invalid_query", "limit is 1 to 200; cursor is one we gave")
+    items = await mailboxes.list_quarantine(request.app[CONNS].db, before, limit)
+    next_cursor = str(items[-1]["id"]) if len(items) == limit else None
+    return web.json_response({"items": jsonable(items), "next_cursor": next_cursor})
+
+
+async def quarantined_raw(request: web.Request) -> web.Response:
+    """The raw source of a quarantined mail, for an admin to inspect."""
+    await require_agent(request, roles=WRITERS)
+    row = await mailboxes.get_quarantined(request.app[CONNS].db, path_id(request))
+    if row is None:
+        raise ApiError(404, "not_found", "no such quarantined mail")
+    return web.Response(
+        body=bytes(row["raw"]),
+        content_type="message/rfc822",
+        headers={"Content-Disposition": f'attachment; filename="quarantine-{row["id"]}.eml"'},
+    )
+
+
+def setup_routes(app: web.Application) -> None:
+    app.router.add_get("/v1/admin/channels", list_channels)
+    app.router.add_post("/v1/admin/channels", create_channel)
+    app.router.add_get("/v1/admin/channels/{id}", get_channel)
+    app.router.add_patch("/v1/admin/channels/{id}", update_channel)
+    app.router.add_delete("/v1/admin/channels/{id}", delete_channel)
+    app.router.add_get("/v1/admin/email/quarantine", list_quarantine)
+    app.router.add_get("/v1/admin/email/quarantine/{id}/raw", quarantined_raw)

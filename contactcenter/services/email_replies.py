@@ -1,0 +1,70 @@
+"""What an agent's e-mail reply needs to reach the customer in the same thread."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from contactcenter.conns import Conns
+from contactcenter.domain.email import conversation_token, reply_subject
+from contactcenter.domain.mailboxes import Mailbox
+from contactcenter.domain.messages import DeliveryFailed
+from contactcenter.services import mailboxes
+from contactcenter.store import contacts, conversations, messages
+
+# how many earlier Message-IDs a References header carries (the first and the latest ones)
+MAX_REFERENCES = 20
+
+
+@dataclass(frozen=True)
+class ReplyEnvelope:
+    mailbox: Mailbox
+    message_id: str  # ours: stored with the reply when it was written
+    to: str
+    subject: str
+    in_reply_to: str | None
+    references: tuple[str, ...]
+
+
+async def reply_envelope(conns: Conns, message_id: int) -> ReplyEnvelope:
+    """From, To, Subject (with our token) and the threading headers of reply `message_id`."""
+    reply = await messages.get_for_email(conns.db, message_id)
+    if reply is None or reply["external_id"] is None:
+        raise DeliveryFailed("no_message_id", "the reply has no Message-ID", permanent=True)
+    conversation = await conversations.get(conns.db, reply["conversation_id"])
+    assert conversation is not None
+    mailbox = None
+    if conversation["mailbox_id"] is not None:
+        mailbox = await mailboxes.load(conns, conversation["mailbox_id"])
+    if mailbox is None:
+        mailbox = await mailboxes.for_addresses(conns, [])
+    if mailbox is None or mailbox.smtp is None:
+        raise DeliveryFailed(
+            "no_mailbox", "no mailbox with an SMTP server is configured", permanent=True
+        )
+
+    thread = await messages.email_thread(conns.db, conversation["id"], message_id)
+    to = None
+    for earlier in reversed(thread):
+        meta = earlier["email_meta"] or {}
+        if earlier["direction"] == "inbound" and (meta.get("reply_to") or meta.get("from")):
+            to = meta.get("reply_to") or meta.get("from")
+            break
+    if to is None:
+        to = await contacts.email_address(conns.db, conversation["contact_id"])
+    if to is None:
+        raise DeliveryFailed(
+            "no_recipient", "the customer has no e-mail address to answer", permanent=True
+        )
+
+    ids = [row["external_id"] for row in thread]
+    references = ids if len(ids) <= MAX_REFERENCES else ids[:1] + ids[-(MAX_REFERENCES - 1) :]
+    inbound_ids = [row["external_id"] for row in thread if row["direction"] == "inbound"]
+    token = conversation_token(conns.settings.secret, conversation["id"])
+    return ReplyEnvelope(
+        mailbox=mailbox,
+        message_id=reply["external_id"],
+        to=to,
+        subject=reply_subject(conversation["subject"], token),
+        in_reply_to=inbound_ids[-1] if inbound_ids else (ids[-1] if ids else None),
+        references=tuple(references),
+    )

@@ -1,0 +1,106 @@
+"""/v1/admin/channels: admins configure mailboxes; secrets are sealed and never returned."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+from aiohttp.test_utils import TestClient
+
+from contactcenter.conns import Conns
+from contactcenter.domain.enums import Role
+from contactcenter.services import mailboxes
+from tests.helpers import bearer, make_agent
+
+MAILBOX = {
+    "name": "support",
+    "address": "Support@Example.com",
+    "display_name": "Example Support",
+    "imap_host": "imap.example.com",
+    "imap_user": "support@example.com",
+    "imap_password": "imap-password-123",
+    "smtp_host": "smtp.example.com",
+    "smtp_port": 587,
+    "smtp_user": "support@example.com",
+    "smtp_password": "smtp-password-456",
+}
+
+
+async def test_an_admin_configures_a_mailbox_whose_secrets_never_come_back(
+    client: TestClient[Any, Any], db: asyncpg.Pool, conns: Conns
+) -> None:
+    _, admin = await make_agent(db, role=Role.ADMIN)
+    created = await client.post("/v1/admin/channels", json=MAILBOX, headers=bearer(admin))
+    assert created.status == 201
+    body = await created.json()
+    text = await created.text()
+    assert "imap-password-123" not in text and "smtp-password-456" not in text
+    assert (body["address"], body["imap_password_set"], body["smtp_password_set"]) == (
+        "support@example.com",
+        True,
+        True,
+    )
+
+    # sealed at rest, and opened only with this SECRET_KEY
+    stored = await db.fetchrow("SELECT imap_password, smtp_password FROM mailboxes")
+    assert "imap-password-123" not in stored["imap_password"]
+    mailbox = await mailboxes.load(conns, body["id"])
+    assert mailbox is not None and mailbox.imap is not None and mailbox.smtp is not None
+    assert (mailbox.imap.password, mailbox.imap.port) == ("imap-password-123", 993)
+    assert (mailbox.smtp.password, mailbox.smtp.port) == ("smtp-password-456", 587)
+
+    changed = await client.patch(
+        f"/v1/admin/channels/{body['id']}",
+        json={"display_name": "Help desk", "enabled": False},
+        headers=bearer(admin),
+    )
+    assert changed.status == 200
+    assert (await changed.json())["display_name"] == "Help desk"
+    listed = await client.get("/v1/admin/channels", headers=bearer(admin))
+    assert "password-" not in await listed.text()
+
+    again = await client.post("/v1/admin/channels", json=MAILBOX, headers=bearer(admin))
+    assert again.status == 409
+    assert (await again.json())["error"]["code"] == "channel_exists"
+
+    gone = await client.delete(f"/v1/admin/channels/{body['id']}", headers=bearer(admin))
+    assert gone.status == 204
+
+
+async def test_supervisors_read_channels_and_agents_do_not_see_them(
+    client: TestClient[Any, Any], db: asyncpg.Pool
+) -> None:
+    _, admin = await make_agent(db, role=Role.ADMIN)
+    _, supervisor = await make_agent(db, role=Role.SUPERVISOR)
+    _, agent = await make_agent(db)
+    await client.post("/v1/admin/channels", json=MAILBOX, headers=bearer(admin))
+    assert (await client.get("/v1/admin/channels", headers=bearer(supervisor))).status == 200
+    written = await client.post(
+        "/v1/admin/channels", json={**MAILBOX, "name": "x"}, headers=bearer(supervisor)
+    )
+    assert written.status == 403
+    assert (await client.get("/v1/admin/channels", headers=bearer(agent))).status == 403
+
+
+async def test_a_mailbox_without_a_server_or_with_a_bad_address_is_refused(
+    client: TestClient[Any, Any], db: asyncpg.Pool
+) -> None:
+    _, admin = await make_agent(db, role=Role.ADMIN)
+    no_server = await client.post(
+        "/v1/admin/channels",
+        json={"name": "x", "address": "x@example.com"},
+        headers=bearer(admin),
+    )
+    assert no_server.status == 422
+    bad_address = await client.post(
+        "/v1/admin/channels", json={**MAILBOX, "address": "not an address"}, headers=bearer(admin)
+    )
+    assert (bad_address.status, (await bad_address.json())["error"]["code"]) == (
+        422,
+        "invalid_email",
+    )
+    bad_port = await client.post(
+        "/v1/admin/channels", json={**MAILBOX, "imap_port": 70000}, headers=bearer(admin)
+    )
+    assert bad_port.status == 422
+    assert await db.fetchval("SELECT count(*) FROM mailboxes") == 0
