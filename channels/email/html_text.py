@@ -1,70 +1,31 @@
 """HTML to plain text for a mail that has no text/plain part.
 
-The stdlib's HTMLParser is enough: mail HTML needs its blocks turned into lines, scripts and
-styles dropped and entities decoded, not a layout engine. Quoted replies (<blockquote>) come
-out with "> " in front of their lines, so fold_quotes can fold them like plain-text quotes.
+Mail HTML needs its blocks turned into lines, scripts and styles dropped and entities decoded,
+not a layout engine. nh3 (html5ever, linear time) first reduces the HTML to the few tags that
+shape lines: the stdlib's HTMLParser goes quadratic on hostile unclosed tags ("<a <a <a ...")
+and is only handed what html5ever wrote. Quoted replies (<blockquote>) come out with "> " in
+front of their lines, so fold_quotes can fold them like plain-text quotes.
 """
 
 from __future__ import annotations
 
+import re
 from html.parser import HTMLParser
 
-_BLOCK = frozenset(
-    [
-        "address",
-        "article",
-        "aside",
-        "center",
-        "dd",
-        "div",
-        "dl",
-        "dt",
-        "fieldset",
-        "figcaption",
-        "figure",
-        "footer",
-        "form",
-        "h1",
-        "h2",
-        "h3",
-        "h4",
-        "h5",
-        "h6",
-        "header",
-        "hr",
-        "li",
-        "main",
-        "nav",
-        "ol",
-        "p",
-        "section",
-        "table",
-        "tbody",
-        "thead",
-        "tfoot",
-        "tr",
-        "ul",
-    ]
+import nh3
+
+
+def _names(words: str) -> frozenset[str]:
+    return frozenset(re.findall(r"\w+", words))
+
+
+_BLOCK = _names(
+    "address article aside center dd div dl dt fieldset figcaption figure footer form h1 h2 h3"
+    " h4 h5 h6 header hr li main nav ol p section table tbody thead tfoot tr ul"
 )
-_PARAGRAPH = frozenset(["p", "h1", "h2", "h3", "h4", "h5", "h6", "table", "ul", "ol"])
-_SKIP = frozenset(["script", "style", "head", "title", "template", "noscript", "xml"])
-_VOID = frozenset(
-    [
-        "area",
-        "base",
-        "br",
-        "col",
-        "embed",
-        "hr",
-        "img",
-        "input",
-        "link",
-        "meta",
-        "source",
-        "track",
-        "wbr",
-    ]
-)
+_PARAGRAPH = _names("p h1 h2 h3 h4 h5 h6 table ul ol")
+_KEPT = _BLOCK | _names("br td th blockquote pre")
+_DROPPED = _names("script style head title template noscript xml")  # tag and content
 
 
 class _TextExtractor(HTMLParser):
@@ -72,7 +33,6 @@ class _TextExtractor(HTMLParser):
         super().__init__(convert_charrefs=True)
         self.lines: list[str] = []
         self._line: list[str] = []
-        self._skip = 0  # inside <script>, <style>, ...
         self._pre = 0
         self._quote = 0  # <blockquote> depth
 
@@ -86,9 +46,7 @@ class _TextExtractor(HTMLParser):
             self.lines.append((prefix + text).rstrip() if text else prefix.rstrip())
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag in _SKIP:
-            self._skip += 1
-        elif tag == "br":
+        if tag == "br":
             self._flush(blank=True)
         elif tag in ("td", "th"):
             self._line.append(" ")
@@ -104,9 +62,7 @@ class _TextExtractor(HTMLParser):
                 self._line.append("- ")
 
     def handle_endtag(self, tag: str) -> None:
-        if tag in _SKIP:
-            self._skip = max(0, self._skip - 1)
-        elif tag == "blockquote":
+        if tag == "blockquote":
             self._flush()
             self._quote = max(0, self._quote - 1)
         elif tag == "pre":
@@ -118,15 +74,7 @@ class _TextExtractor(HTMLParser):
         elif tag in _BLOCK:
             self._flush()
 
-    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        # <br/>, <hr/>: a void element's end tag would otherwise be taken for a closing one
-        self.handle_starttag(tag, attrs)
-        if tag not in _VOID:
-            self.handle_endtag(tag)
-
     def handle_data(self, data: str) -> None:
-        if self._skip:
-            return
         if not self._pre:
             self._line.append(data)
             return
@@ -144,7 +92,7 @@ class _TextExtractor(HTMLParser):
 def html_to_text(html: str) -> str:
     """Readable text of an HTML mail: one line per block, at most one blank line in a row."""
     parser = _TextExtractor()
-    parser.feed(html)
+    parser.feed(nh3.clean(html, tags=set(_KEPT), clean_content_tags=set(_DROPPED), attributes={}))
     parser.close()
     lines: list[str] = []
     for raw in parser.lines:
