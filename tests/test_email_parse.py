@@ -177,6 +177,14 @@ def test_auto_reply() -> None:
     assert mail.in_reply_to == "<cc.8a4e3d5f6c7b4d9e1f2a3b4c5d6e7f80@example.com>"
 
 
+@pytest.mark.parametrize("path", sorted(MAIL.glob("*.eml")), ids=lambda p: p.name)
+def test_every_fixture_parses_to_json(path: Path) -> None:
+    mail = parse_email(path.read_bytes())
+    assert mail.message_id is not None and mail.from_address is not None
+    assert mail.text and mail.text_folded
+    json.dumps(mail.to_json(), ensure_ascii=False)
+
+
 # -- Chinese and Japanese encodings round trip -------------------------------------------------
 
 ROUND_TRIPS = {
@@ -765,6 +773,22 @@ def test_nesting_deeper_than_the_stdlib_parser_can_go() -> None:
     assert "level 0" in mail.text
 
 
+@pytest.mark.parametrize(
+    "header",
+    [
+        b"Content-Type: text/plain" + b"; a=b" * 200_000,  # the stdlib's parser is quadratic here
+        b"Content-Transfer-Encoding: base64" + b"; a=b" * 200_000,
+        b"From: " + b"a" * 1_000_000,
+        b"Subject: " + b"=?utf-8?B?5Lit?= " * 60_000,
+        b"References: " + b"<a@b> " * 200_000,
+    ],
+)
+@pytest.mark.timeout(60)  # quadratic parsing of these takes many minutes: a hang, not a figure
+def test_megabyte_headers_are_parsed(header: bytes) -> None:
+    mail = parse_email(raw(b"Message-ID: <big@example.com>", header, b"", b"body"))
+    assert mail.message_id == "<big@example.com>"
+
+
 def test_many_parts_are_bounded() -> None:
     lines = ["From: a@example.com", "Content-Type: multipart/mixed; boundary=XX", ""]
     for n in range(3000):
@@ -1054,6 +1078,13 @@ def test_html_to_text() -> None:
         "Title\n\nHello Wang & 中文,\n\nline1\nline2\nline3\n\n- one\n- two\n\na b\nc d\n\n"
         "keep   this\n  indent\nlots of space\n> quoted\n> > deeper\nend"
     )
+
+
+@pytest.mark.timeout(60)  # the stdlib's HTMLParser alone takes many minutes on these
+def test_html_to_text_of_hostile_html_finishes(  # html5ever (nh3) goes first
+) -> None:
+    for hostile in ("<a " * 100_000, "</" * 200_000, "<!--" + "x" * 1_000_000, "<" * 500_000):
+        assert isinstance(html_to_text(hostile), str)
 
 
 def test_html_to_text_of_broken_html() -> None:

@@ -20,9 +20,6 @@ from contactcenter.services.ingest import IngestResult, ingest
 
 logger = logging.getLogger(__name__)
 
-# a mail bigger than this is not parsed in the event loop's thread
-PARSE_IN_THREAD_BYTES = 256 * 1024
-
 
 @dataclass(frozen=True)
 class Taken:
@@ -64,9 +61,8 @@ async def take(
 
 
 async def _parse(raw: bytes, max_attachment_bytes: int) -> ParsedEmail:
-    if len(raw) > PARSE_IN_THREAD_BYTES:
-        return await asyncio.to_thread(parse_email, raw, max_attachment_bytes=max_attachment_bytes)
-    return parse_email(raw, max_attachment_bytes=max_attachment_bytes)
+    # off the event loop: parsing is CPU work, and a hostile mail can make it seconds of it
+    return await asyncio.to_thread(parse_email, raw, max_attachment_bytes=max_attachment_bytes)
 
 
 def _answers(parsed: ParsedEmail) -> tuple[str, ...]:

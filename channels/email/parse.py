@@ -18,10 +18,10 @@ import email.utils
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from email import policy
-from email.message import Message
+from email.message import EmailMessage, Message
 from email.parser import BytesParser
-from typing import Any
+from email.policy import EmailPolicy
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote_to_bytes
 
 import nh3
@@ -162,12 +162,34 @@ def parse_email(raw: bytes, *, max_attachment_bytes: int = 10 * 1024 * 1024) -> 
     )
 
 
+if TYPE_CHECKING:
+    _EmailPolicy = EmailPolicy[EmailMessage]
+else:  # not subscriptable at run time
+    _EmailPolicy = EmailPolicy
+
+
+class _Policy(_EmailPolicy):
+    """policy.default, except that the stdlib parses at most the first 2,000 characters of a
+    header: its parameter parser is quadratic (a 200 KB Content-Type takes 8 s), and the
+    parser asks for Content-Type several times per part. The MIME structure only needs the
+    type and boundary; everything else here reads the raw headers, whole and in linear time."""
+
+    def header_fetch_parse(self, name: str, value: str) -> Any:
+        if isinstance(value, str) and len(value) > _MAX_PARSED_HEADER:
+            value = value[:_MAX_PARSED_HEADER]
+        return super().header_fetch_parse(name, value)
+
+
+_MAX_PARSED_HEADER = 2000
+_POLICY = _Policy()  # == policy.default but for the bound above
+
+
 def _parse_structure(raw: bytes) -> Message:
     try:
-        return email.message_from_bytes(raw, policy=policy.default)
+        return email.message_from_bytes(raw, policy=_POLICY)
     except Exception:  # a parser bug or recursion on hostile nesting
         # the headers, with the whole body as one text part: the agent still gets something
-        return BytesParser(policy=policy.default).parsebytes(raw, headersonly=True)
+        return BytesParser(policy=_POLICY).parsebytes(raw, headersonly=True)
 
 
 # -- charsets ------------------------------------------------------------------------------
@@ -215,7 +237,7 @@ def _codec_names(charset: str | None) -> tuple[str, ...]:
     return _CHARSETS.get(canonical, (name,))
 
 
-def decode_bytes(data: bytes, charset: str | None, *, truncated: bool = False) -> str:
+def _decode_bytes(data: bytes, charset: str | None, *, truncated: bool = False) -> str:
     """Text in the declared charset, else UTF-8, else the charset (or UTF-8) with U+FFFD;
     `truncated` keeps a multibyte character cut at the end from failing the strict tries."""
     names = _codec_names(charset)
@@ -261,14 +283,14 @@ def _word_bytes(encoding: str, text: str) -> bytes:
         return text.encode("ascii", "replace")
 
 
-def decode_words(value: str) -> str:
+def _decode_words(value: str) -> str:
     """RFC 2047 encoded-words decoded with the lenient charsets. Adjacent words of one charset
     are decoded together: mailers split a multibyte character across two words."""
     out: list[str] = []
     pending: list[tuple[str, bytes]] = []
 
     def flush() -> None:
-        out.extend(decode_bytes(data, charset) for charset, data in pending)
+        out.extend(_decode_bytes(data, charset) for charset, data in pending)
         pending.clear()
 
     position = 0
@@ -310,7 +332,7 @@ class _Headers:
 
     def text(self, name: str) -> str:
         value = self.first(name)
-        return _clean_text(decode_words(value)) if value else ""
+        return _clean_text(_decode_words(value)) if value else ""
 
     def addresses(self, name: str) -> tuple[Address, ...]:
         return _addresses(self.all(name))
@@ -324,7 +346,7 @@ class _Headers:
         return f"<{bare}>" if bare else None
 
 
-_ADDR_SPEC = re.compile(r"[^\s<>()\[\]\"',;:]+@[^\s<>()\[\]\"',;:]+")
+_ADDRESS_DELIMITERS = re.compile(r"[\s<>()\[\]\"',;:]+")
 
 
 def _addresses(values: list[str]) -> tuple[Address, ...]:
@@ -337,11 +359,14 @@ def _addresses(values: list[str]) -> tuple[Address, ...]:
         address = addr.strip().strip("<>").lower()
         if "@" not in address or _CONTROL.search(address) or " " in address:
             continue
-        display = _clean_text(decode_words(name)).strip("\"' ")
+        display = _clean_text(_decode_words(name)).strip("\"' ")
         found.append(Address(name=display or None, address=address))
     if not found:  # nothing the stdlib could split: take what looks like addresses
         for value in values:
-            found.extend(Address(None, m.lower()) for m in _ADDR_SPEC.findall(value))
+            for token in _ADDRESS_DELIMITERS.split(value):
+                local, at, domain = token.partition("@")
+                if local and at and domain and "@" not in domain:
+                    found.append(Address(None, token.lower()))
     return tuple(found)
 
 
@@ -392,7 +417,7 @@ def _header_params(value: str | None) -> tuple[str, dict[str, str]]:
         name, star, section = key.partition("*")
         number = section.rstrip("*") or "0"
         if not star:
-            params.setdefault(name, decode_words(raw) if "=?" in raw else raw)
+            params.setdefault(name, _decode_words(raw) if "=?" in raw else raw)
         elif number.isdigit() and len(number) < 4:
             encoded = section == "" or section.endswith("*")
             sections.setdefault(name, []).append((int(number), encoded, raw))
@@ -408,7 +433,7 @@ def _rfc2231(parts: list[tuple[int, bool, str]]) -> str:
         if encoded and index == 0 and raw.count("'") >= 2:
             charset, _, raw = raw.split("'", 2)
         data += unquote_to_bytes(raw) if encoded else raw.encode("utf-8", "replace")
-    return decode_bytes(data, charset or "utf-8")
+    return _decode_bytes(data, charset or "utf-8")
 
 
 # -- the MIME tree -------------------------------------------------------------------------
@@ -467,10 +492,7 @@ def _walk(msg: Message, found: _Found, depth: int) -> None:
             if part.content_type == "multipart/report":
                 found.report = True
                 report_type = part.params.get("report-type", "").lower()
-                found.delivery_report |= report_type in (
-                    "delivery-status",
-                    "global-delivery-status",
-                )
+                found.delivery_report |= report_type in _DSN_REPORT_TYPES
             if depth < MAX_DEPTH:
                 for child in msg.get_payload():
                     if isinstance(child, Message):
@@ -494,7 +516,7 @@ def _leaf(msg: Message, part: _Part, found: _Found) -> None:
             found.original_ids.extend(_message_ids(_Headers(inner).first("message-id") or ""))
         _attach(found, part, _message_bytes(inner))
     elif ctype in _HEADERS_TYPES:
-        text = decode_bytes(_payload_bytes(msg), part.params.get("charset"))
+        text = _decode_bytes(_payload_bytes(msg), part.params.get("charset"))
         headers = {k: v for block in _field_blocks(text)[:1] for k, v in block.items()}
         found.original_ids.extend(_message_ids(headers.get("message-id", "")))
         _attach(found, part, text.encode("utf-8"))
@@ -520,7 +542,7 @@ def _body(msg: Message, part: _Part, found: _Found) -> None:
     data = data[:_MAX_TEXT_BYTES]
     is_html = part.content_type == "text/html"
     charset = part.params.get("charset") or (_meta_charset(data) if is_html else None)
-    text = decode_bytes(data, charset, truncated=truncated)
+    text = _decode_bytes(data, charset, truncated=truncated)
     texts = found.html if is_html else found.plain
     budget = MAX_TEXT_CHARS - sum(map(len, texts))
     texts.append(text.replace("\r\n", "\n").replace("\r", "\n")[: max(0, budget)])
@@ -583,7 +605,7 @@ def _dsn_text(msg: Message) -> str:
     """A delivery-status part as text, whether the stdlib split it into blocks or not."""
     payload = msg.get_payload()
     if not isinstance(payload, list):
-        return decode_bytes(_payload_bytes(msg), "utf-8")
+        return _decode_bytes(_payload_bytes(msg), "utf-8")
     blocks: list[str] = []
     for block in payload:
         if isinstance(block, Message):
@@ -747,4 +769,4 @@ def _sanitize(html: str) -> str:
         url_schemes={"http", "https", "mailto", "tel", "cid"},
         strip_comments=True,
         link_rel="noopener noreferrer nofollow",
-    )
+    ).strip()
