@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import sys
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import asyncpg
 import pytest
@@ -131,3 +133,19 @@ def test_settings_from_the_environment() -> None:
     assert settings.host == "127.0.0.1"  # blank means unset
     with pytest.raises(Exception, match="PORT must be a whole number"):
         Settings.from_env({"PORT": "eighty"})
+
+
+async def test_email_parse_prints_the_mail_as_json() -> None:
+    code, out, err = await run_cli(
+        "email-parse",
+        str(Path(__file__).parent / "mail" / "gb2312_attachment.eml"),
+        env=clean_env(),
+    )
+    assert code == 0, err
+    parsed = json.loads(out)
+    for field in (
+        "from", "to", "cc", "subject", "text", "html_sanitized", "message_id", "in_reply_to",
+        "references", "attachments", "auto_submitted", "is_bounce",
+    ):  # fmt: skip
+        assert field in parsed
+    assert all(set(a) >= {"filename", "content_type", "size"} for a in parsed["attachments"])
