@@ -39,3 +39,5 @@ def setup_logging(level: str = "INFO", *, process: str) -> None:
     # aiohttp's own access log is replaced by ours (it would print query strings, which may
     # carry a WebSocket token)
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    # at DEBUG aioimaplib logs whole mails and can miss scrubbing an odd password
+    logging.getLogger("aioimaplib").setLevel(max(root.level, logging.INFO))

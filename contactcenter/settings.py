@@ -57,7 +57,10 @@ class Settings:
     # how often a mailbox whose server has no IDLE is polled, and how long one IDLE lasts
     # (servers drop an IDLE after 30 minutes; RFC 2177 says re-issue it before 29)
     mail_poll_seconds: float = 5.0
-    mail_idle_seconds: float = 25 * 60
+    # re-issued well before servers (29 minutes) and NAT boxes (often 10) drop it
+    mail_idle_seconds: float = 9 * 60
+    # how far back a mailbox connected for the first time is read (0: from now on)
+    mail_first_sync_days: int = 0
 
     # routing
     default_agent_capacity: int = 5
@@ -116,13 +119,17 @@ class Settings:
             default_phone_region=text("DEFAULT_PHONE_REGION"),
             imap_host=text("IMAP_HOST"),
             imap_port=number("IMAP_PORT", 0) or None,
-            imap_security=_choice("IMAP_SECURITY", text("IMAP_SECURITY"), defaults.imap_security),
+            imap_security=_choice(
+                "IMAP_SECURITY", text("IMAP_SECURITY"), defaults.imap_security, IMAP_SECURITY
+            ),
             imap_user=text("IMAP_USER"),
             imap_password=text("IMAP_PASSWORD"),
             imap_folder=text("IMAP_FOLDER") or defaults.imap_folder,
             smtp_host=text("SMTP_HOST"),
             smtp_port=number("SMTP_PORT", 0) or None,
-            smtp_security=_choice("SMTP_SECURITY", text("SMTP_SECURITY"), defaults.smtp_security),
+            smtp_security=_choice(
+                "SMTP_SECURITY", text("SMTP_SECURITY"), defaults.smtp_security, MAIL_SECURITY
+            ),
             smtp_user=text("SMTP_USER"),
             smtp_password=text("SMTP_PASSWORD"),
             email_from=text("EMAIL_FROM"),
@@ -131,7 +138,13 @@ class Settings:
             max_attachment_bytes=number("MAX_ATTACHMENT_BYTES", defaults.max_attachment_bytes),
             mail_poll_seconds=decimal("MAIL_POLL_SECONDS", defaults.mail_poll_seconds),
             mail_idle_seconds=decimal("MAIL_IDLE_SECONDS", defaults.mail_idle_seconds),
+            mail_first_sync_days=number("MAIL_FIRST_SYNC_DAYS", defaults.mail_first_sync_days),
         )
+
+    @property
+    def max_mail_bytes(self) -> int:
+        """A whole mail: its attachments' limit plus room for text and headers."""
+        return self.max_attachment_bytes + 5 * 1024 * 1024
 
     def replace(self, **changes: object) -> Settings:
         return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
@@ -172,13 +185,14 @@ class Settings:
 
 
 MAIL_SECURITY = ("ssl", "starttls", "none")
+IMAP_SECURITY = ("ssl", "none")  # IMAP STARTTLS is not supported yet
 
 
-def _choice(name: str, value: str | None, default: str) -> str:
+def _choice(name: str, value: str | None, default: str, allowed: tuple[str, ...]) -> str:
     if value is None:
         return default
-    if value.lower() not in MAIL_SECURITY:
-        raise SettingsError(f"{name} must be one of {', '.join(MAIL_SECURITY)}, got {value!r}")
+    if value.lower() not in allowed:
+        raise SettingsError(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
     return value.lower()
 
 

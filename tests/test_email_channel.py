@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from email.message import EmailMessage
 from email.utils import make_msgid
@@ -15,6 +17,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 from arq.worker import Worker
 
+from channels.email.intake import Taken
 from channels.email.listener import MailboxListener
 from contactcenter.conns import Conns
 from contactcenter.domain.enums import Role
@@ -175,27 +178,66 @@ async def test_the_same_subject_alone_never_threads(
     assert len({r["conversation_id"] for r in await email_messages(db)}) == 3
 
 
-async def test_a_listener_killed_mid_stream_misses_nothing_and_takes_nothing_twice(
+class RecordingListener(MailboxListener):
+    """A real listener that also keeps what each take gave, to see any mail taken twice."""
+
+    def __init__(self, conns: Conns, mailbox: Mailbox) -> None:
+        super().__init__(conns, mailbox)
+        self.taken: list[Taken] = []
+
+    async def _take_one(self, raw: bytes, uid: int, uidvalidity: int) -> Taken:
+        taken = await super()._take_one(raw, uid, uidvalidity)
+        self.taken.append(taken)
+        return taken
+
+
+async def test_a_mail_listen_process_killed_mid_stream_misses_nothing_and_takes_nothing_twice(
     conns: Conns,
     db: asyncpg.Pool,
+    settings: Settings,
     imap_server: ImapServer,
 ) -> None:
     mailbox = await make_mailbox(conns, imap_server, None)
-    ids = [make_msgid(domain="customer.example") for _ in range(12)]
-    for message_id in ids[:8]:
-        await imap_server.append(mail(message_id=message_id))
-    listener = MailboxListener(conns, mailbox)
-    task = asyncio.create_task(listener.run())
-    await eventually(count_at_least(db, 3))
-    task.cancel()  # in the middle of the batch
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
-    for message_id in ids[8:]:
-        await imap_server.append(mail(message_id=message_id))
     async with listening(conns, mailbox):
+        pass  # the mailbox is known from now on
+    ids = [make_msgid(domain="customer.example") for _ in range(12)]
+    await imap_server.append_all([mail(message_id=message_id) for message_id in ids[:8]])
+
+    env = {
+        **os.environ,
+        "DATABASE_URL": settings.database,
+        "REDIS_URL": settings.redis,
+        "SECRET_KEY": settings.secret,
+    }
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "contactcenter", "mail-listen", env=env,
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        await eventually(count_at_least(db, 3), within=30)
+    finally:
+        process.kill()  # SIGKILL: no goodbye, wherever it was
+        await process.wait()
+    stored_before = len(await email_messages(db))
+    await imap_server.append_all([mail(message_id=message_id) for message_id in ids[8:]])
+    # its lease would expire within LEASE_SECONDS; let it expire now
+    await conns.redis.delete(f"cc:mail-lease:{mailbox.id}")
+
+    listener = RecordingListener(conns, mailbox)
+    task = asyncio.create_task(listener.run())
+    try:
         await eventually(count_at_least(db, 12))
+        await asyncio.wait_for(listener.idle.wait(), 15)
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
     taken = [r["external_id"] for r in await email_messages(db)]
     assert sorted(taken) == sorted(ids)
+    # the restart began exactly where the killed process had committed: nothing taken twice
+    assert [t.result.duplicate for t in listener.taken if t.result] == [False] * (
+        12 - stored_before
+    )
     validity, last_uid = await mailboxes.checkpoint(db, mailbox.id)
     assert validity == await imap_server.uid_validity()
     assert last_uid == max(m.uid for m in await imap_server.fetch_all())

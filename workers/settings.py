@@ -11,6 +11,7 @@ from channels.registry import build_senders
 from contactcenter import db
 from contactcenter.clock import Clock, utc_now
 from contactcenter.conns import Conns, redis_settings
+from contactcenter.services import mailboxes
 from contactcenter.settings import Settings
 from workers import jobs
 
@@ -20,7 +21,8 @@ RECONCILE_EVERY_SECONDS = 2
 # short timeouts keep arq's in-progress lock short (the longest timeout + 10 s), so a job whose
 # worker was killed is retried soon; the reconciler in PostgreSQL is the real guarantee
 ROUTE_TIMEOUT = 15
-SEND_TIMEOUT = 60
+# above the SMTP client's own 30 s per step, so a send is never cut between its steps
+SEND_TIMEOUT = 120
 CRON_TIMEOUT = 30
 
 
@@ -34,6 +36,8 @@ def worker_options(settings: Settings, *, clock: Clock = utc_now) -> dict[str, A
         )
         conns = Conns(db=pool, redis=ctx["redis"], settings=settings, clock=clock)
         ctx["conns"] = conns
+        # replies can go out through the environment's mailbox without a mail process running
+        await mailboxes.sync_environment_mailbox(pool, settings)
         ctx["senders"] = build_senders(conns)
 
     async def shutdown(ctx: dict[str, Any]) -> None:

@@ -9,6 +9,9 @@ import asyncio
 import logging
 from dataclasses import dataclass
 
+import asyncpg
+from redis.exceptions import RedisError
+
 from channels.email.parse import EmailParseError, ParsedEmail, parse_email
 from contactcenter.conns import Conns
 from contactcenter.domain.email import AttachmentData, EmailDetails, synthetic_message_id
@@ -27,6 +30,16 @@ class Taken:
     quarantine_id: int | None = None
 
 
+# what means "the database or Redis is away": the mail stays where it is and is tried again
+PASSING_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.exceptions.OperatorInterventionError,
+    RedisError,
+)
+
+
 async def take(
     conns: Conns,
     mailbox: Mailbox | None,
@@ -36,28 +49,35 @@ async def take(
     uid: int | None = None,
 ) -> Taken:
     """Store one mail (the listener's UID advances in the same transaction). Without a
-    mailbox (the webhook), the one the mail was written to is used, else the first."""
+    mailbox (the webhook), the one the mail was written to is used, else the first.
+
+    A mail that cannot be read or stored is quarantined, and intake goes on past it: one bad
+    mail never blocks a mailbox. Only an outage (PASSING_ERRORS) is raised, to try again.
+    """
     try:
         parsed = await _parse(raw, conns.settings.max_attachment_bytes)
-    except EmailParseError as error:
+        if mailbox is None:
+            mailbox = await mailboxes.for_addresses(
+                conns, [a.address for a in (*parsed.to, *parsed.cc)]
+            )
+        inbound = to_inbound(parsed, raw, mailbox)
+        checkpoint = email_intake.checkpoint_to(mailbox.id, uidvalidity, uid) if mailbox else None
+        return Taken(await ingest(conns, inbound, also=checkpoint))
+    except PASSING_ERRORS:
+        raise
+    except Exception as error:  # a mail we cannot read or store: kept aside, never a blocker
+        if not isinstance(error, EmailParseError):
+            logger.exception("mail not stored; quarantined", extra={"uid": uid})
+        reason = f"{type(error).__name__}: {error}"[:1000]
         quarantine_id = await email_intake.quarantine(
             conns,
             mailbox.id if mailbox else None,
             raw,
-            str(error),
+            reason,
             uidvalidity=uidvalidity,
             uid=uid,
         )
         return Taken(None, quarantine_id)
-    if mailbox is None:
-        mailbox = await mailboxes.for_addresses(
-            conns, [a.address for a in (*parsed.to, *parsed.cc)]
-        )
-    inbound = to_inbound(parsed, raw, mailbox)
-    checkpoint = (
-        email_intake.checkpoint_to(mailbox.id, uidvalidity, uid) if mailbox is not None else None
-    )
-    return Taken(await ingest(conns, inbound, also=checkpoint))
 
 
 async def _parse(raw: bytes, max_attachment_bytes: int) -> ParsedEmail:
@@ -73,42 +93,67 @@ def _answers(parsed: ParsedEmail) -> tuple[str, ...]:
     return tuple(dict.fromkeys(ordered))
 
 
+# longer ids are replaced by the mail's hash: PostgreSQL's index cannot hold any length
+MAX_MESSAGE_ID = 500
+# a subject is for people; a megabyte of one is an attack on something
+MAX_SUBJECT = 500
+
+
+def _clean(value: str | None) -> str | None:
+    """Text PostgreSQL can store: no NUL (a mail may carry any byte)."""
+    return None if value is None else value.replace("\x00", "")
+
+
+def _message_id(parsed: ParsedEmail, raw: bytes) -> str:
+    found = _clean(parsed.message_id)
+    if not found or len(found) > MAX_MESSAGE_ID:
+        return synthetic_message_id(raw)
+    return found
+
+
 def to_inbound(parsed: ParsedEmail, raw: bytes, mailbox: Mailbox | None) -> InboundMessage:
     sender = parsed.from_address
-    from_us = sender is not None and mailbox is not None and sender.address == mailbox.address
+    sender_address = _clean(sender.address) if sender else None
+    from_us = (
+        sender_address is not None and mailbox is not None and sender_address == mailbox.address
+    )
     bounce = parsed.bounce
     details = EmailDetails(
-        message_id=parsed.message_id or synthetic_message_id(raw),
-        answers=_answers(parsed),
-        from_address=sender.address if sender else None,
-        reply_to=parsed.reply_to[0].address if parsed.reply_to else None,
-        to=tuple(a.address for a in parsed.to),
-        cc=tuple(a.address for a in parsed.cc),
-        html=parsed.html_sanitized,
-        full_text=parsed.text if parsed.text_folded != parsed.text else None,
+        message_id=_message_id(parsed, raw),
+        answers=tuple(
+            answer
+            for answer in map(_clean, _answers(parsed))
+            if answer and len(answer) <= MAX_MESSAGE_ID
+        ),
+        from_address=sender_address,
+        reply_to=_clean(parsed.reply_to[0].address) if parsed.reply_to else None,
+        to=tuple(a for a in (_clean(a.address) for a in parsed.to) if a),
+        cc=tuple(a for a in (_clean(a.address) for a in parsed.cc) if a),
+        html=_clean(parsed.html_sanitized),
+        full_text=_clean(parsed.text) if parsed.text_folded != parsed.text else None,
         attachments=tuple(
             AttachmentData(
-                filename=a.filename,
-                content_type=a.content_type,
+                filename=_clean(a.filename),
+                content_type=_clean(a.content_type) or "application/octet-stream",
                 size=a.size,
                 content=a.content,
-                content_id=a.content_id,
+                content_id=_clean(a.content_id),
                 inline=a.inline,
             )
             for a in parsed.attachments
         ),
         # machines writing (and our own address, looping back) never open work
         automatic=parsed.auto_submitted or parsed.is_bounce or from_us,
-        bounced_message_id=bounce.original_message_id if bounce else None,
-        bounce_reason=(bounce.diagnostic or bounce.status) if bounce else None,
+        bounced_message_id=_clean(bounce.original_message_id) if bounce else None,
+        bounce_reason=_clean(bounce.diagnostic or bounce.status) if bounce else None,
         mailbox_id=mailbox.id if mailbox else None,
     )
     return InboundMessage(
         channel=Channel.EMAIL,
         external_id=details.message_id,
-        text=parsed.text_folded,
-        identities=(Identity(IdentityKind.EMAIL, sender.address),) if sender else (),
-        contact_name=sender.name if sender else None,
-        subject=parsed.subject or None,
+        text=_clean(parsed.text_folded) or "",
+        identities=(Identity(IdentityKind.EMAIL, sender_address),) if sender_address else (),
+        contact_name=_clean(sender.name) if sender else None,
+        subject=(_clean(parsed.subject) or "")[:MAX_SUBJECT] or None,
         email=details,
     )

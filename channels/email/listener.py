@@ -22,8 +22,9 @@ import uuid
 from datetime import timedelta
 
 import aioimaplib
+from redis.exceptions import RedisError
 
-from channels.email.intake import take
+from channels.email.intake import Taken, take
 from contactcenter.conns import Conns
 from contactcenter.domain.mailboxes import Mailbox, Security
 from contactcenter.services import email_intake
@@ -32,22 +33,30 @@ logger = logging.getLogger(__name__)
 
 LEASE_SECONDS = 30.0
 RECONNECT_BACKOFF = (1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
-# a mailbox seen for the first time (or renumbered) is read this far back
-FIRST_SYNC_DAYS = 7
+# a renumbered folder (new UIDVALIDITY) is read again this far back
+RESYNC_DAYS = 7
+# mails fetched in one command: at most this many, and this many bytes
 FETCH_BATCH = 20
+FETCH_BATCH_BYTES = 20 * 1024 * 1024
 IMAP_TIMEOUT_SECONDS = 30.0
 
 _UIDVALIDITY = re.compile(rb"\[UIDVALIDITY (\d+)\]")
+_UIDNEXT = re.compile(rb"\[UIDNEXT (\d+)\]")
+_FETCH_SIZE = re.compile(rb"RFC822\.SIZE (\d+)")
 _FETCH_UID = re.compile(rb"UID (\d+)")
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
 
 class ImapError(Exception):
-    """The server said no (a failed login, a missing folder): reconnect later."""
+    """The server said no (a failed login, a missing folder), or went away: reconnect later."""
 
 
 class LeaseLost(Exception):
     """Another listener holds this mailbox now."""
+
+
+# ends of a session that are the network's or the server's doing, logged without a traceback
+EXPECTED_ERRORS = (ImapError, LeaseLost, OSError, RedisError, aioimaplib.Abort)
 
 
 class Lease:
@@ -103,12 +112,15 @@ class MailboxListener:
                     continue
                 try:
                     await self._session_holding_lease()
-                except (ImapError, LeaseLost, OSError, aioimaplib.Abort) as error:
+                except asyncio.CancelledError:
+                    raise
+                except Exception as error:  # never give a mailbox up: back off and go again
                     delay = RECONNECT_BACKOFF[min(failures, len(RECONNECT_BACKOFF) - 1)]
                     failures += 1
                     self.idle.clear()
-                    logger.warning(
-                        "mailbox connection lost",
+                    expected = isinstance(error, EXPECTED_ERRORS)
+                    (logger.warning if expected else logger.exception)(
+                        "mailbox session ended",
                         extra={
                             "mailbox_id": self.mailbox.id,
                             "error": f"{type(error).__name__}: {error}",
@@ -124,7 +136,7 @@ class MailboxListener:
     async def _try_lease(self) -> bool:
         try:
             return await self.lease.acquire()
-        except (OSError, ConnectionError) as error:
+        except (OSError, RedisError) as error:
             logger.warning("lease unavailable", extra={"error": type(error).__name__})
             return False
 
@@ -149,16 +161,16 @@ class MailboxListener:
             try:
                 if not await self.lease.renew():
                     return
-            except OSError:
+            except (OSError, RedisError):
                 pass  # Redis away: keep going, the next renewal decides
 
     async def _session(self) -> None:
         client = await self._connect()
         try:
-            uidvalidity = await self._select(client)
+            uidvalidity, next_uid = await self._select(client)
             idle_capable = await self._can_idle(client)
             while True:
-                await self._take_new(client, uidvalidity)
+                await self._take_new(client, uidvalidity, next_uid)
                 self.idle.set()
                 if idle_capable:
                     await self._idle(client)
@@ -193,27 +205,44 @@ class MailboxListener:
             )  # fmt: skip
         else:
             client = aioimaplib.IMAP4(imap.host, imap.port, timeout=IMAP_TIMEOUT_SECONDS)
+        # a socket that dies without a word (no BYE) must end an IDLE at once, not in minutes
+        self._connection_lost = asyncio.Event()
+        client.protocol.conn_lost_cb = lambda _exc: self._connection_lost.set()
         await client.wait_hello_from_server()
-        await self._ok(await client.login(imap.user or "", imap.password or ""), "LOGIN")
+        login = await client.login(aioimaplib.quoted(imap.user or ""), imap.password or "")
+        await self._ok(login, "LOGIN")
         return client
 
-    async def _select(self, client: aioimaplib.IMAP4) -> int:
+    async def _select(self, client: aioimaplib.IMAP4) -> tuple[int, int | None]:
+        """(UIDVALIDITY, UIDNEXT) of the folder."""
         response = await client.select(aioimaplib.quoted(self.mailbox.imap_folder))
         await self._ok(response, "SELECT")
-        for line in response.lines:
-            found = _UIDVALIDITY.search(bytes(line))
-            if found:
-                return int(found.group(1))
-        raise ImapError("the server gave no UIDVALIDITY")
+        validity = next_uid = None
+        for line in map(bytes, response.lines):
+            if found := _UIDVALIDITY.search(line):
+                validity = int(found.group(1))
+            if found := _UIDNEXT.search(line):
+                next_uid = int(found.group(1))
+        if validity is None:
+            raise ImapError("the server gave no UIDVALIDITY")
+        return validity, next_uid
 
     async def _can_idle(self, client: aioimaplib.IMAP4) -> bool:
         # asked again after login: servers announce IDLE only then, and the list aioimaplib
         # gleans from the LOGIN answer is unreliable
-        await client.protocol.capability()
+        await asyncio.wait_for(client.protocol.capability(), IMAP_TIMEOUT_SECONDS)
         return bool(client.has_capability("IDLE"))
 
-    async def _take_new(self, client: aioimaplib.IMAP4, uidvalidity: int) -> None:
+    async def _take_new(
+        self, client: aioimaplib.IMAP4, uidvalidity: int, next_uid: int | None
+    ) -> None:
         known_validity, last_uid = await email_intake.checkpoint(self.conns, self.mailbox.id)
+        if known_validity is None and self.conns.settings.mail_first_sync_days == 0:
+            # a mailbox connected for the first time starts from now: what it held before was
+            # answered elsewhere, and must not flood the queues
+            start = (next_uid or 1) - 1
+            await email_intake.advance(self.conns, self.mailbox.id, uidvalidity, start)
+            known_validity, last_uid = uidvalidity, start
         if known_validity != uidvalidity:
             if known_validity is not None:
                 logger.warning(
@@ -224,36 +253,91 @@ class MailboxListener:
                         "now": uidvalidity,
                     },
                 )
-            uids = await self._search(client, self._since_window())
+            days = (
+                RESYNC_DAYS
+                if known_validity is not None
+                else self.conns.settings.mail_first_sync_days
+            )
+            uids = await self._search(client, self._since(days))
+            if not uids:  # nothing to take, but remember the folder's numbering from now on
+                await email_intake.advance(self.conns, self.mailbox.id, uidvalidity, 0)
         else:
-            uids = [
-                uid for uid in await self._search(client, f"UID {last_uid + 1}:*") if uid > last_uid
-            ]
-        for start in range(0, len(uids), FETCH_BATCH):
-            for uid, raw in await self._fetch(client, uids[start : start + FETCH_BATCH]):
-                taken = await take(self.conns, self.mailbox, raw, uidvalidity=uidvalidity, uid=uid)
-                logger.info(
-                    "mail taken",
-                    extra={
-                        "mailbox_id": self.mailbox.id,
-                        "uid": uid,
-                        "message_id": taken.result.message_id if taken.result else None,
-                        "quarantine_id": taken.quarantine_id,
-                    },
-                )
-        if known_validity != uidvalidity and not uids:
-            # nothing to take, but remember the folder's numbering from now on
-            await email_intake.advance(self.conns, self.mailbox.id, uidvalidity, 0)
+            # "n:*" always includes the last mail, even one below n
+            above = await self._search(client, f"UID {last_uid + 1}:*")
+            uids = [uid for uid in above if uid > last_uid]
+        sizes = await self._sizes(client, uids)
+        limit = self.conns.settings.max_mail_bytes
+        for batch in _batches(uids, sizes):
+            wanted = [uid for uid in batch if sizes.get(uid, 0) <= limit]
+            mails = dict(await self._fetch(client, wanted)) if wanted else {}
+            for uid in batch:
+                if sizes.get(uid, 0) > limit:
+                    await self._set_aside_too_big(client, uid, uidvalidity, sizes[uid])
+                elif uid in mails:
+                    await self._take_one(mails[uid], uid, uidvalidity)
+                else:
+                    # expunged meanwhile, or the server would not give it: never step past
+                    # it; the next round's search decides
+                    raise ImapError(f"UID {uid} came back without its content")
 
-    def _since_window(self) -> str:
-        day = (self.conns.clock() - timedelta(days=FIRST_SYNC_DAYS)).date()
+    async def _take_one(self, raw: bytes, uid: int, uidvalidity: int) -> Taken:
+        taken = await take(self.conns, self.mailbox, raw, uidvalidity=uidvalidity, uid=uid)
+        logger.info(
+            "mail taken",
+            extra={
+                "mailbox_id": self.mailbox.id,
+                "uid": uid,
+                "message_id": taken.result.message_id if taken.result else None,
+                "quarantine_id": taken.quarantine_id,
+            },
+        )
+        return taken
+
+    async def _set_aside_too_big(
+        self, client: aioimaplib.IMAP4, uid: int, uidvalidity: int, size: int
+    ) -> None:
+        """A mail over the size limit is quarantined with its headers, for an admin to see."""
+        response = await client.uid("fetch", str(uid), "(UID BODY.PEEK[HEADER])")
+        await self._ok(response, "UID FETCH")
+        headers = next((bytes(line) for line in response.lines if isinstance(line, bytearray)), b"")
+        limit = self.conns.settings.max_mail_bytes
+        await email_intake.quarantine(
+            self.conns,
+            self.mailbox.id,
+            headers,
+            f"too large: {size} bytes (the limit is {limit}); its headers are kept",
+            uidvalidity=uidvalidity,
+            uid=uid,
+        )
+
+    async def _sizes(self, client: aioimaplib.IMAP4, uids: list[int]) -> dict[int, int]:
+        sizes: dict[int, int] = {}
+        for start in range(0, len(uids), 500):
+            chunk = ",".join(map(str, uids[start : start + 500]))
+            response = await client.uid("fetch", chunk, "(UID RFC822.SIZE)")
+            await self._ok(response, "UID FETCH")
+            for line in response.lines:
+                uid = _FETCH_UID.search(line) if isinstance(line, bytes) else None
+                size = _FETCH_SIZE.search(line) if isinstance(line, bytes) else None
+                if uid and size:
+                    sizes[int(uid.group(1))] = int(size.group(1))
+        return sizes
+
+    def _since(self, days: int) -> str:
+        day = (self.conns.clock() - timedelta(days=days)).date()
         return f"SINCE {day.day:02d}-{_MONTHS[day.month - 1]}-{day.year}"
 
     async def _search(self, client: aioimaplib.IMAP4, criteria: str) -> list[int]:
         response = await client.uid_search(criteria, charset=None)
         await self._ok(response, "UID SEARCH")
-        found = bytes(response.lines[0]).split() if response.lines else []
-        return sorted(int(uid) for uid in found if uid.isdigit())
+        # the SEARCH data is the line of numbers alone: untagged "n EXISTS" or "n EXPUNGE"
+        # lines in the same answer carry sequence numbers, never UIDs
+        uids: list[int] = []
+        for line in response.lines[:-1]:
+            words = bytes(line).removeprefix(b"SEARCH").split()
+            if words and all(word.isdigit() for word in words):
+                uids.extend(int(word) for word in words)
+        return sorted(set(uids))
 
     async def _fetch(self, client: aioimaplib.IMAP4, uids: list[int]) -> list[tuple[int, bytes]]:
         """(UID, raw mail) in UID order; BODY.PEEK leaves the mails unread for people."""
@@ -261,27 +345,37 @@ class MailboxListener:
         await self._ok(response, "UID FETCH")
         mails: list[tuple[int, bytes]] = []
         lines = response.lines
-        for index, line in enumerate(lines[:-1]):
-            if (
-                isinstance(line, bytes)
-                and b"FETCH" in line
-                and isinstance(lines[index + 1], bytearray)
-            ):
-                found = _FETCH_UID.search(line)
-                if found:
-                    mails.append((int(found.group(1)), bytes(lines[index + 1])))
+        for index, literal in enumerate(lines):
+            if not isinstance(literal, bytearray) or index == 0:
+                continue
+            # the UID may stand before the body or, as RFC 3501 allows, after it
+            before = bytes(lines[index - 1])
+            after = bytes(lines[index + 1]) if index + 1 < len(lines) else b""
+            found = _FETCH_UID.search(before) or (
+                None if b"FETCH" in after else _FETCH_UID.search(after)
+            )
+            if b"FETCH" in before and found:
+                mails.append((int(found.group(1)), bytes(literal)))
         mails.sort()
         return mails
 
     async def _idle(self, client: aioimaplib.IMAP4) -> None:
-        """Wait for the server to say something changed, or for our IDLE period to end."""
+        """Wait for the server to say something changed, for our IDLE period to end, or for
+        the connection to drop."""
         idle_seconds = self.conns.settings.mail_idle_seconds
-        idle = await client.idle_start(timeout=idle_seconds)
-        try:
-            # our own watchdog: aioimaplib may wait past its timeout on a dropped socket
-            push = await asyncio.wait_for(client.wait_server_push(), idle_seconds + 5)
-        except TimeoutError:
-            push = []
+        idle = await asyncio.wait_for(client.idle_start(timeout=idle_seconds), IMAP_TIMEOUT_SECONDS)
+        push_task = asyncio.create_task(client.wait_server_push(idle_seconds + 5))
+        lost_task = asyncio.create_task(self._connection_lost.wait())
+        # our own watchdog too: aioimaplib may wait past its timeout on a dropped socket
+        done, _ = await asyncio.wait(
+            {push_task, lost_task}, timeout=idle_seconds + 10, return_when=asyncio.FIRST_COMPLETED
+        )
+        for task in (push_task, lost_task):
+            task.cancel()
+        if lost_task in done:
+            idle.cancel()
+            raise ImapError("the connection was lost")
+        push = push_task.result() if push_task in done and not push_task.cancelled() else []
         if any(b"BYE" in bytes(line) for line in push if isinstance(line, bytes | bytearray)):
             # the server is going away: aioimaplib never completes the IDLE then
             idle.cancel()
@@ -293,3 +387,21 @@ class MailboxListener:
     async def _ok(self, response: aioimaplib.Response, command: str) -> None:
         if response.result != "OK":
             raise ImapError(f"{command} answered {response.result}")
+
+
+def _batches(uids: list[int], sizes: dict[int, int]) -> list[list[int]]:
+    """Consecutive UIDs in groups of at most FETCH_BATCH mails and FETCH_BATCH_BYTES (a big
+    mail goes alone), so memory stays bounded whatever the mailbox holds."""
+    batches: list[list[int]] = []
+    current: list[int] = []
+    weight = 0
+    for uid in uids:
+        size = sizes.get(uid, 0)
+        if current and (len(current) >= FETCH_BATCH or weight + size > FETCH_BATCH_BYTES):
+            batches.append(current)
+            current, weight = [], 0
+        current.append(uid)
+        weight += size
+    if current:
+        batches.append(current)
+    return batches

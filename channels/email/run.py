@@ -42,7 +42,7 @@ class MailListeners:
                 listener = MailboxListener(self.conns, mailbox, owner=self.owner)
                 task = asyncio.create_task(listener.run(), name=f"mailbox-{mailbox_id}")
                 self.running[mailbox_id] = (mailbox, listener, task)
-                logger.info("listening", extra={"mailbox_id": mailbox_id, "name": mailbox.name})
+                logger.info("listening", extra={"mailbox_id": mailbox_id, "mailbox": mailbox.name})
 
     async def stop(self) -> None:
         for _, _, task in self.running.values():

@@ -14,9 +14,6 @@ from channels.email.intake import take
 from contactcenter.api.errors import ApiError
 from contactcenter.api.keys import CONNS
 
-# a whole mail, attachments included, may be this much larger than the attachment limit
-MAIL_OVERHEAD_BYTES = 5 * 1024 * 1024
-
 
 def _check_secret(request: web.Request) -> None:
     expected = request.app[CONNS].settings.email_webhook_secret
@@ -29,7 +26,7 @@ def _check_secret(request: web.Request) -> None:
 
 async def _read_mail(request: web.Request) -> bytes:
     """The body, up to the mail size limit (larger than the API's general body limit)."""
-    limit = request.app[CONNS].settings.max_attachment_bytes + MAIL_OVERHEAD_BYTES
+    limit = request.app[CONNS].settings.max_mail_bytes
     if request.content_length is not None and request.content_length > limit:
         raise ApiError(413, "payload_too_large", f"a mail may be {limit} bytes at most")
     raw = await request.content.read(limit + 1)

@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 import asyncpg
 from aiohttp import web
-from pydantic import Field
+from pydantic import AfterValidator, Field, model_validator
 
 from contactcenter.api.auth import require_agent
 from contactcenter.api.errors import ApiError
@@ -22,37 +22,61 @@ from contactcenter.store import mailboxes
 READERS = (Role.SUPERVISOR, Role.ADMIN)
 WRITERS = (Role.ADMIN,)
 
-Host = Annotated[CleanStr, Field(min_length=1, max_length=253, pattern=r"^[A-Za-z0-9.\-:\[\]]+$")]
+
+def _single_line(value: str) -> str:
+    # these end up in mail headers and IMAP commands, where a line break is an injection
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
+        raise ValueError("must be one line without control characters")
+    return value
+
+
+Line = Annotated[CleanStr, AfterValidator(_single_line)]
+Host = Annotated[Line, Field(min_length=1, max_length=253, pattern=r"^[A-Za-z0-9.\-:\[\]]+$")]
 Port = Annotated[int, Field(ge=1, le=65535)]
-Security = Literal["ssl", "starttls", "none"]
-Short = Annotated[CleanStr, Field(max_length=320)]
+Short = Annotated[Line, Field(max_length=320)]
+Secret = Annotated[CleanStr, Field(max_length=1000)]
+# columns that hold a value always: null is refused, leave the field out to keep it
+READS_ANOTHER_FOLDER = {"imap_host", "imap_port", "imap_user", "imap_folder"}
+NOT_NULL = ("name", "address", "imap_folder", "imap_security", "smtp_security", "enabled")
 
 
 class MailboxPatch(Body):
-    name: Annotated[CleanStr, Field(min_length=1, max_length=100)] | None = None
+    name: Annotated[Line, Field(min_length=1, max_length=100)] | None = None
     address: Short | None = None
     display_name: Short | None = None
     imap_host: Host | None = None
     imap_port: Port | None = None
-    imap_security: Security | None = None
+    # IMAP over TLS (993) or, on a trusted network, plain; IMAP STARTTLS is not supported yet
+    imap_security: Literal["ssl", "none"] | None = None
     imap_user: Short | None = None
-    imap_password: Annotated[CleanStr, Field(max_length=1000)] | None = None
-    imap_folder: Annotated[CleanStr, Field(min_length=1, max_length=200)] | None = None
+    imap_password: Secret | None = None
+    imap_folder: Annotated[Line, Field(min_length=1, max_length=200)] | None = None
     smtp_host: Host | None = None
     smtp_port: Port | None = None
-    smtp_security: Security | None = None
+    smtp_security: Literal["ssl", "starttls", "none"] | None = None
     smtp_user: Short | None = None
-    smtp_password: Annotated[CleanStr, Field(max_length=1000)] | None = None
+    smtp_password: Secret | None = None
     enabled: bool | None = None
+
+    @model_validator(mode="after")
+    def _no_null_where_a_value_is_needed(self) -> MailboxPatch:
+        for name in NOT_NULL:
+            if name in self.model_fields_set and getattr(self, name) is None:
+                raise ValueError(f"{name} cannot be null (leave it out to keep it)")
+        return self
 
 
 class MailboxBody(MailboxPatch):
-    name: Annotated[CleanStr, Field(min_length=1, max_length=100)]
+    name: Annotated[Line, Field(min_length=1, max_length=100)]
     address: Short
 
 
 def _exists() -> ApiError:
     return ApiError(409, "channel_exists", "a mailbox with that name or address exists")
+
+
+def _invalid(error: Exception) -> ApiError:
+    return ApiError(422, "validation_error", f"the mailbox was refused ({type(error).__name__})")
 
 
 def _values(request: web.Request, body: MailboxPatch) -> dict[str, Any]:
@@ -85,9 +109,9 @@ async def create_channel(request: web.Request) -> web.Response:
     try:
         row = await mailboxes.insert(request.app[CONNS].db, _values(request, body))
     except asyncpg.UniqueViolationError:
-        raise ApiError(
-            409, "channel_exists", "a mailbox with that name or address exists"
-        ) from None
+        raise _exists() from None
+    except asyncpg.IntegrityConstraintViolationError as error:  # a backstop for the checks
+        raise _invalid(error) from None
     return web.json_response(_view(row), status=201)
 
 
@@ -104,12 +128,17 @@ async def update_channel(request: web.Request) -> web.Response:
     mailbox_id = path_id(request)
     body = await read_json(request, MailboxPatch)
     db = request.app[CONNS].db
+    values = _values(request, body)
     try:
-        row = await mailboxes.update(db, mailbox_id, _values(request, body))
+        async with db.acquire() as conn, conn.transaction():
+            row = await mailboxes.update(conn, mailbox_id, values)
+            if row is not None and READS_ANOTHER_FOLDER & values.keys():
+                # another server or folder: its UIDs mean nothing here, start from now
+                await mailboxes.forget_checkpoint(conn, mailbox_id)
     except asyncpg.UniqueViolationError:
-        raise ApiError(
-            409, "channel_exists", "a mailbox with that name or address exists"
-        ) from None
+        raise _exists() from None
+    except asyncpg.IntegrityConstraintViolationError as error:
+        raise _invalid(error) from None
     if row is None:
         await _refuse_environment(db, mailbox_id)
         raise ApiError(404, "channel_not_found", "no such channel")

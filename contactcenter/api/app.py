@@ -17,6 +17,7 @@ from contactcenter.api.middleware import error_envelope, request_context
 from contactcenter.api.realtime import RealtimeHub
 from contactcenter.clock import Clock, utc_now
 from contactcenter.conns import Conns, create_redis
+from contactcenter.services import mailboxes
 from contactcenter.settings import Settings
 
 HUB_START_TIMEOUT_SECONDS = 5.0
@@ -35,6 +36,7 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> web.Application
         )
         redis = await create_redis(settings.redis)
         app[CONNS] = Conns(db=pool, redis=redis, settings=settings, clock=clock)
+        await mailboxes.sync_environment_mailbox(pool, settings)
         hub = RealtimeHub(redis)
         app[HUB] = hub
         hub_task = asyncio.create_task(hub.run(), name="realtime-hub")

@@ -12,9 +12,9 @@ import re
 import uuid
 from dataclasses import dataclass, field
 
-# "[#123-1a2b3c4d]": the conversation id and a signature, so nobody can write a token into a
+# "[#123-1a2b3c4d5e6f7a8b]": the conversation id and a signature, so nobody can write a token into a
 # subject and land their mail in someone else's conversation
-_TOKEN = re.compile(r"\s*\[#(\d{1,19})-([0-9a-f]{8})\]")
+_TOKEN = re.compile(r"\s*\[#(\d{1,19})-([0-9a-f]{16})\]")
 _REPLY_PREFIX = re.compile(r"^\s*(re|aw|sv|fw|fwd|回复|答复)\s*[:：]\s*", re.IGNORECASE)
 
 
@@ -52,7 +52,7 @@ class EmailDetails:
 
 def _signature(secret_key: str, conversation_id: int) -> str:
     mac = hmac.new(secret_key.encode(), f"conversation:{conversation_id}".encode(), hashlib.sha256)
-    return mac.hexdigest()[:8]
+    return mac.hexdigest()[:16]  # 64 bits: not worth guessing
 
 
 def conversation_token(secret_key: str, conversation_id: int) -> str:
@@ -60,11 +60,15 @@ def conversation_token(secret_key: str, conversation_id: int) -> str:
 
 
 def conversation_from_subject(secret_key: str, subject: str) -> int | None:
-    """The conversation a subject's token names, if the token is ours."""
-    for match in _TOKEN.finditer(subject):
-        conversation_id = int(match.group(1))
-        if hmac.compare_digest(match.group(2), _signature(secret_key, conversation_id)):
-            return conversation_id
+    """The conversation the subject's (last) token names, if the token is ours: one guess per
+    mail, however long the subject."""
+    matches = _TOKEN.findall(subject)
+    if not matches:
+        return None
+    number, signature = matches[-1]
+    conversation_id = int(number)
+    if hmac.compare_digest(signature, _signature(secret_key, conversation_id)):
+        return conversation_id
     return None
 
 

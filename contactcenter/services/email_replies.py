@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import asyncpg
+
 from contactcenter.conns import Conns
 from contactcenter.domain.email import conversation_token, reply_subject
+from contactcenter.domain.enums import IdentityKind
 from contactcenter.domain.mailboxes import Mailbox
 from contactcenter.domain.messages import DeliveryFailed
 from contactcenter.services import mailboxes
@@ -43,14 +46,7 @@ async def reply_envelope(conns: Conns, message_id: int) -> ReplyEnvelope:
         )
 
     thread = await messages.email_thread(conns.db, conversation["id"], message_id)
-    to = None
-    for earlier in reversed(thread):
-        meta = earlier["email_meta"] or {}
-        if earlier["direction"] == "inbound" and (meta.get("reply_to") or meta.get("from")):
-            to = meta.get("reply_to") or meta.get("from")
-            break
-    if to is None:
-        to = await contacts.email_address(conns.db, conversation["contact_id"])
+    to = await _recipient(conns, conversation["contact_id"], thread)
     if to is None:
         raise DeliveryFailed(
             "no_recipient", "the customer has no e-mail address to answer", permanent=True
@@ -68,3 +64,16 @@ async def reply_envelope(conns: Conns, message_id: int) -> ReplyEnvelope:
         in_reply_to=inbound_ids[-1] if inbound_ids else (ids[-1] if ids else None),
         references=tuple(references),
     )
+
+
+async def _recipient(conns: Conns, contact_id: int, thread: list[asyncpg.Record]) -> str | None:
+    """Where the answer goes: where the customer's latest own mail asked (its Reply-To, or its
+    From), and otherwise their address. A mail in the thread from anyone else never decides."""
+    for earlier in reversed(thread):
+        meta = earlier["email_meta"] or {}
+        sender = meta.get("from")
+        if earlier["direction"] != "inbound" or not sender:
+            continue
+        if await contacts.has_identity(conns.db, contact_id, IdentityKind.EMAIL, sender):
+            return str(meta.get("reply_to") or sender)
+    return await contacts.email_address(conns.db, contact_id)

@@ -8,6 +8,8 @@ lost, the reconciler finds the conversation by its routing request (invariants 1
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -18,6 +20,7 @@ from contactcenter import events, jobs
 from contactcenter.conns import Conns
 from contactcenter.db import Connection
 from contactcenter.domain.email import EmailDetails, conversation_from_subject
+from contactcenter.domain.enums import IdentityKind
 from contactcenter.domain.errors import Conflict, NotFound
 from contactcenter.domain.messages import Identity, InboundMessage
 from contactcenter.store import contacts, conversations, locks, messages
@@ -89,6 +92,11 @@ async def _ingest_in_transaction(
 ) -> tuple[IngestResult, asyncpg.Record]:
     await locks.external_id(conn, inbound.channel, inbound.external_id)
     existing = await messages.find_by_external_id(conn, inbound.channel, inbound.external_id)
+    if existing is not None and _another_mail_same_id(existing, inbound):
+        # a broken mailer that gives every mail the same Message-ID: keep each one apart
+        inbound = _with_derived_id(inbound)
+        await locks.external_id(conn, inbound.channel, inbound.external_id)
+        existing = await messages.find_by_external_id(conn, inbound.channel, inbound.external_id)
     if existing is not None:
         return await _duplicate(conn, existing, inbound)
 
@@ -138,6 +146,16 @@ async def _ingest_in_transaction(
     return result, conversation
 
 
+async def _from_the_contact(
+    conn: Connection, conversation_id: int, inbound: InboundMessage
+) -> bool:
+    conversation = await conversations.get(conn, conversation_id)
+    sender = inbound.email.from_address if inbound.email else None
+    if conversation is None or sender is None:
+        return False
+    return await contacts.has_identity(conn, conversation["contact_id"], IdentityKind.EMAIL, sender)
+
+
 async def _record_bounce(conn: Connection, email: EmailDetails | None) -> asyncpg.Record | None:
     """A bounce marks our undelivered mail failed, with the server's words for the agent."""
     if email is None or email.bounced_message_id is None:
@@ -153,13 +171,37 @@ async def _thread(conn: Connection, conns: Conns, inbound: InboundMessage) -> in
         return None
     found = await messages.conversation_by_email_ids(conn, inbound.email.answers)
     if found is not None:
-        return found
+        conversation_id = int(found["conversation_id"])
+        # our own Message-IDs went to the customer alone; the customer's own ones are known to
+        # everyone on their mail, so they join only a mail from the customer
+        if found["ours"] or await _from_the_contact(conn, conversation_id, inbound):
+            return conversation_id
+        return None
     secret = conns.settings.secret_key
     if secret and inbound.subject:
         token_id = conversation_from_subject(secret, inbound.subject)
         if token_id is not None and await conversations.get(conn, token_id) is not None:
             return token_id
     return None
+
+
+def _another_mail_same_id(existing: asyncpg.Record, inbound: InboundMessage) -> bool:
+    return (
+        inbound.email is not None
+        and existing["direction"] == "inbound"
+        and existing["body_text"] != inbound.text
+    )
+
+
+def _with_derived_id(inbound: InboundMessage) -> InboundMessage:
+    digest = hashlib.sha256(inbound.text.encode()).hexdigest()[:16]
+    derived = f"{inbound.external_id}#{digest}"
+    assert inbound.email is not None
+    return dataclasses.replace(
+        inbound,
+        external_id=derived,
+        email=dataclasses.replace(inbound.email, message_id=derived),
+    )
 
 
 async def _duplicate(

@@ -94,7 +94,14 @@ async def sync_environment_mailbox(db: Executor, settings: Settings) -> int | No
         "smtp_password": settings.smtp_password,
         "enabled": True,
     }
-    row = await mailboxes.upsert_environment(db, seal_secrets(settings.secret, values))
+    try:
+        row = await mailboxes.upsert_environment(db, seal_secrets(settings.secret, values))
+    except asyncpg.UniqueViolationError:
+        logger.error(
+            "EMAIL_FROM is the address of a mailbox configured through the admin API; the "
+            "environment's mailbox is not used"
+        )
+        return None
     return int(row["id"])
 
 

@@ -88,3 +88,12 @@ ORDER BY id DESC LIMIT 1
 async def email_address(conn: Executor, contact_id: int) -> str | None:
     value = await conn.fetchval(EMAIL_ADDRESS, contact_id)
     return None if value is None else str(value)
+
+
+HAS_IDENTITY = """
+SELECT EXISTS (SELECT 1 FROM contact_identities WHERE contact_id = $1 AND kind = $2 AND value = $3)
+"""
+
+
+async def has_identity(conn: Executor, contact_id: int, kind: str, value: str) -> bool:
+    return bool(await conn.fetchval(HAS_IDENTITY, contact_id, kind, value))

@@ -150,3 +150,10 @@ async def list_quarantine(conn: Executor, before_id: int, limit: int) -> list[di
 
 async def get_quarantined(conn: Executor, quarantine_id: int) -> asyncpg.Record | None:
     return await conn.fetchrow(GET_QUARANTINED, quarantine_id)
+
+
+FORGET_CHECKPOINT = "DELETE FROM imap_state WHERE mailbox_id = $1"
+
+
+async def forget_checkpoint(conn: Executor, mailbox_id: int) -> None:
+    await conn.execute(FORGET_CHECKPOINT, mailbox_id)

@@ -34,9 +34,9 @@ FROM unnest($2::text[], $3::text[], $4::bigint[], $5::bytea[], $6::text[], $7::b
 """
 
 # the conversation a mail answers: the first of its Message-IDs (in the order given) that is
-# a mail we stored or sent
+# a mail we stored or sent, and whether that one was ours (sent only to the customer)
 CONVERSATION_BY_EMAIL_IDS = """
-SELECT m.conversation_id
+SELECT m.conversation_id, m.direction = 'outbound' AS ours
 FROM unnest($1::text[]) WITH ORDINALITY AS given (message_id, position)
 JOIN messages m ON m.channel = 'email' AND m.external_id = given.message_id
 ORDER BY given.position
@@ -52,13 +52,14 @@ WHERE channel = 'email' AND external_id = $1 AND direction = 'outbound'
 RETURNING id, conversation_id
 """
 
-# what an e-mail reply needs to thread: the Message-IDs so far (oldest first) and the
-# addresses of the customer's latest mail
+# what an e-mail reply needs to thread: the Message-IDs before it (oldest first), and who
+# wrote the customer's mails; mails sent by machines (auto-replies, bounces) are left out:
+# a reply never goes to a mailer-daemon
 EMAIL_THREAD = """
 SELECT m.external_id, m.direction, m.email_meta
 FROM messages m
 WHERE m.conversation_id = $1 AND m.channel = 'email' AND m.external_id IS NOT NULL
-  AND NOT m.is_note AND m.id <> $2
+  AND NOT m.is_note AND NOT m.is_automatic AND m.id < $2
 ORDER BY m.id
 """
 
@@ -182,11 +183,13 @@ async def _insert_attachments(
     )
 
 
-async def conversation_by_email_ids(conn: Executor, message_ids: tuple[str, ...]) -> int | None:
+async def conversation_by_email_ids(
+    conn: Executor, message_ids: tuple[str, ...]
+) -> asyncpg.Record | None:
+    """(conversation_id, ours) of the first known Message-ID, or None."""
     if not message_ids:
         return None
-    found = await conn.fetchval(CONVERSATION_BY_EMAIL_IDS, list(message_ids))
-    return None if found is None else int(found)
+    return await conn.fetchrow(CONVERSATION_BY_EMAIL_IDS, list(message_ids))
 
 
 async def get_for_email(conn: Executor, message_id: int) -> asyncpg.Record | None:
