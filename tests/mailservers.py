@@ -249,6 +249,13 @@ class ImapServer:
                 process.kill()
                 await process.wait()
 
+    async def crash(self) -> None:
+        """SIGKILL: the sockets die without a BYE, as when a server or the network falls over."""
+        process, self._process = self._process, None
+        if process is not None and process.returncode is None:
+            process.kill()
+            await process.wait()
+
     async def restart(self, *, keep_mail: bool = True) -> int:
         """Restart on the same port: every folder gets a new UIDVALIDITY (guaranteed different);
         with keep_mail the mails are appended again in order. Returns INBOX's UIDVALIDITY."""

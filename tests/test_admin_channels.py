@@ -104,3 +104,27 @@ async def test_a_mailbox_without_a_server_or_with_a_bad_address_is_refused(
     )
     assert bad_port.status == 422
     assert await db.fetchval("SELECT count(*) FROM mailboxes") == 0
+
+
+async def test_nulls_line_breaks_and_imap_starttls_are_refused(
+    client: TestClient[Any, Any], db: asyncpg.Pool
+) -> None:
+    _, admin = await make_agent(db, role=Role.ADMIN)
+    created = await client.post("/v1/admin/channels", json=MAILBOX, headers=bearer(admin))
+    mailbox_id = (await created.json())["id"]
+    before = await db.fetchrow("SELECT * FROM mailboxes")
+    for change in (
+        {"name": None},
+        {"enabled": None},
+        {"imap_folder": None},
+        {"address": None},
+        {"display_name": "Support\r\nBcc: everyone@example.com"},
+        {"imap_folder": "INBOX\r\nA1 DELETE INBOX"},
+        {"imap_security": "starttls"},
+    ):
+        answer = await client.patch(
+            f"/v1/admin/channels/{mailbox_id}", json=change, headers=bearer(admin)
+        )
+        assert answer.status == 422, (change, await answer.text())
+        assert (await answer.json())["error"]["code"] == "validation_error"
+    assert await db.fetchrow("SELECT * FROM mailboxes") == before

@@ -510,3 +510,115 @@ async def test_the_raw_mail_webhook_stores_a_mail_once_behind_its_secret(
     assert (first.status, again.status) == (202, 202)
     assert (await again.json())["duplicate"] is True
     assert await db.fetchval("SELECT count(*) FROM messages") == 1
+
+
+async def test_hostile_mails_are_set_aside_and_intake_goes_on(
+    conns: Conns, db: asyncpg.Pool, imap_server: ImapServer
+) -> None:
+    mailbox = await make_mailbox(conns, imap_server, None)
+    nul = mail("Zero", "before\x00after")
+    giant_id = mail("Long id", message_id="<" + "x" * 8000 + "@example.com>")
+    async with listening(conns, mailbox):
+        await imap_server.append_all([nul, giant_id, mail("The next one")])
+        await eventually(count_at_least(db, 3))
+    rows = await email_messages(db)
+    assert [r["body_text"].strip() for r in rows] == ["beforeafter", "Hello, where is my parcel?",
+                                                      "Hello, where is my parcel?"]  # fmt: skip
+    assert rows[1]["external_id"].startswith("<sha256.")  # the giant id was replaced
+
+
+async def test_the_first_connection_starts_from_now(
+    conns: Conns, db: asyncpg.Pool, imap_server: ImapServer
+) -> None:
+    await imap_server.append_all([mail("Old, answered elsewhere") for _ in range(3)])
+    mailbox = await make_mailbox(conns, imap_server, None)
+    async with listening(conns, mailbox):
+        await imap_server.append(mail("New"))
+        await eventually(count_at_least(db, 1))
+    assert [r["body_text"].strip() for r in await email_messages(db)] == [
+        "Hello, where is my parcel?"
+    ]
+    assert await db.fetchval("SELECT subject FROM conversations") == "New"
+
+
+async def test_a_connection_that_dies_without_a_word_is_noticed_at_once(
+    conns: Conns, db: asyncpg.Pool, imap_server: ImapServer
+) -> None:
+    mailbox = await make_mailbox(conns, imap_server, None)
+    async with listening(conns, mailbox) as listener:
+        listener.idle.clear()
+        port = imap_server.port
+        await imap_server.crash()  # no BYE: the IDLE's socket just dies
+        await imap_server.start()
+        assert imap_server.port == port
+        await imap_server.append(mail("After the crash"))
+        # well before the IDLE period (minutes) would have run out
+        await eventually(count_at_least(db, 1), within=15)
+
+
+async def test_a_stranger_who_knows_a_message_id_gets_a_conversation_of_their_own(
+    conns: Conns,
+    db: asyncpg.Pool,
+    client: TestClient[Any, Any],
+    running_worker: Worker,
+    imap_server: ImapServer,
+    smtp_server: SmtpServer,
+) -> None:
+    _, token = await make_agent(db)
+    mailbox = await make_mailbox(conns, imap_server, smtp_server)
+    customer_id = make_msgid(domain="customer.example")
+    async with listening(conns, mailbox):
+        await imap_server.append(mail(message_id=customer_id))  # cc'd to Mallory, say
+        await eventually(count_at_least(db, 1))
+        await imap_server.append(
+            mail(
+                "Re: My parcel is late",
+                "Send the invoice to me instead",
+                sender="Mallory <mallory@evil.example>",
+                in_reply_to=customer_id,
+                headers={"Reply-To": "drop@evil.example"},
+            )
+        )
+        await eventually(count_at_least(db, 2))
+        first, second = await email_messages(db)
+        assert first["conversation_id"] != second["conversation_id"]
+
+        # the customer's bounce and auto-reply do not change where answers go either
+        await imap_server.append(
+            mail(
+                "Out of office",
+                "Away",
+                sender="wang.fang@example.com",
+                in_reply_to=customer_id,
+                headers={"Auto-Submitted": "auto-replied", "Reply-To": "autoresponder@example.com"},
+            )
+        )
+        await eventually(count_at_least(db, 3))
+        answer = await client.post(
+            f"/v1/conversations/{first['conversation_id']}/replies",
+            json={"text": "Here is your invoice"},
+            headers=bearer(token),
+        )
+        assert answer.status == 202
+        [sent] = await smtp_server.wait_for(1, within=10)
+    assert sent.message["To"] == "wang.fang@example.com"
+    assert sent.message["In-Reply-To"] == customer_id
+
+
+async def test_mails_that_share_one_message_id_are_each_kept(
+    conns: Conns, db: asyncpg.Pool, imap_server: ImapServer
+) -> None:
+    mailbox = await make_mailbox(conns, imap_server, None)
+    fixed = "<form@shop.example>"  # a web form that always sends the same Message-ID
+    async with listening(conns, mailbox):
+        await imap_server.append_all(
+            [mail("Form", "first", message_id=fixed), mail("Form", "second", message_id=fixed)]
+        )
+        copy_uid = await imap_server.append(mail("Form", "first", message_id=fixed))  # a copy
+        assert copy_uid is not None
+
+        async def past_the_copy() -> bool:
+            return (await mailboxes.checkpoint(db, mailbox.id))[1] >= copy_uid
+
+        await eventually(past_the_copy)
+    assert [r["body_text"].strip() for r in await email_messages(db)] == ["first", "second"]

@@ -19,7 +19,9 @@ import logging
 import re
 import ssl
 import uuid
+from collections.abc import Awaitable
 from datetime import timedelta
+from typing import Any
 
 import aioimaplib
 from redis.exceptions import RedisError
@@ -170,7 +172,10 @@ class MailboxListener:
             uidvalidity, next_uid = await self._select(client)
             idle_capable = await self._can_idle(client)
             while True:
-                await self._take_new(client, uidvalidity, next_uid)
+                # until a round finds nothing: a mail that arrived during a round was announced
+                # in that round's answers (which aioimaplib drops), so IDLE would not tell it
+                while await self._take_new(client, uidvalidity, next_uid):
+                    pass
                 self.idle.set()
                 if idle_capable:
                     await self._idle(client)
@@ -235,7 +240,8 @@ class MailboxListener:
 
     async def _take_new(
         self, client: aioimaplib.IMAP4, uidvalidity: int, next_uid: int | None
-    ) -> None:
+    ) -> int:
+        """Take the mails above the checkpoint; how many there were."""
         known_validity, last_uid = await email_intake.checkpoint(self.conns, self.mailbox.id)
         if known_validity is None and self.conns.settings.mail_first_sync_days == 0:
             # a mailbox connected for the first time starts from now: what it held before was
@@ -279,6 +285,7 @@ class MailboxListener:
                     # expunged meanwhile, or the server would not give it: never step past
                     # it; the next round's search decides
                     raise ImapError(f"UID {uid} came back without its content")
+        return len(uids)
 
     async def _take_one(self, raw: bytes, uid: int, uidvalidity: int) -> Taken:
         taken = await take(self.conns, self.mailbox, raw, uidvalidity=uidvalidity, uid=uid)
@@ -363,26 +370,45 @@ class MailboxListener:
         """Wait for the server to say something changed, for our IDLE period to end, or for
         the connection to drop."""
         idle_seconds = self.conns.settings.mail_idle_seconds
-        idle = await asyncio.wait_for(client.idle_start(timeout=idle_seconds), IMAP_TIMEOUT_SECONDS)
-        push_task = asyncio.create_task(client.wait_server_push(idle_seconds + 5))
-        lost_task = asyncio.create_task(self._connection_lost.wait())
-        # our own watchdog too: aioimaplib may wait past its timeout on a dropped socket
-        done, _ = await asyncio.wait(
-            {push_task, lost_task}, timeout=idle_seconds + 10, return_when=asyncio.FIRST_COMPLETED
+        idle = await self._unless_lost(
+            client.idle_start(timeout=idle_seconds), IMAP_TIMEOUT_SECONDS
         )
-        for task in (push_task, lost_task):
-            task.cancel()
-        if lost_task in done:
+        if idle is None:
+            raise ImapError("the server did not start the IDLE")
+        try:
+            # our own watchdog too: aioimaplib may wait past its timeout on a dropped socket
+            push = await self._unless_lost(
+                client.wait_server_push(idle_seconds + 5), idle_seconds + 10
+            )
+            if any(
+                b"BYE" in bytes(line) for line in push or [] if isinstance(line, bytes | bytearray)
+            ):
+                raise ImapError("the server said BYE")  # aioimaplib never ends the IDLE then
+            client.idle_done()
+            await self._unless_lost(idle, IMAP_TIMEOUT_SECONDS)
+            if not idle.done():
+                raise ImapError("the server did not end the IDLE")
+        finally:
             idle.cancel()
+
+    async def _unless_lost(self, awaitable: Awaitable[Any], seconds: float) -> Any:
+        """Its result, or None after `seconds`; an ImapError as soon as the connection drops."""
+        work = asyncio.ensure_future(awaitable)
+        lost = asyncio.create_task(self._connection_lost.wait())
+        try:
+            done, _ = await asyncio.wait(
+                {work, lost}, timeout=seconds, return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            lost.cancel()
+        if lost in done or self._connection_lost.is_set():
+            work.cancel()
             raise ImapError("the connection was lost")
-        push = push_task.result() if push_task in done and not push_task.cancelled() else []
-        if any(b"BYE" in bytes(line) for line in push if isinstance(line, bytes | bytearray)):
-            # the server is going away: aioimaplib never completes the IDLE then
-            idle.cancel()
-            raise ImapError("the server said BYE")
-        client.idle_done()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(idle, IMAP_TIMEOUT_SECONDS)
+        if work not in done:
+            if work is not awaitable:
+                work.cancel()
+            return None
+        return work.result()
 
     async def _ok(self, response: aioimaplib.Response, command: str) -> None:
         if response.result != "OK":
