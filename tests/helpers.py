@@ -90,11 +90,15 @@ async def start_chat(
 
 async def stop_worker(worker: Worker, task: asyncio.Task[None]) -> None:
     """Stop a worker as a deployment does: no new jobs, running ones finish, then close."""
+    # the polling loop ends by itself after its current round, waiting for the running jobs
+    # (cancelling it could cut a Redis pipeline in half)
     worker.allow_pick_jobs = False
-    task.cancel()  # the polling loop: no job starts after this
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
-    running = [job for job in worker.tasks.values() if not job.done()]
-    if running:
-        await asyncio.wait(running, timeout=10)
+    worker.burst = True
+    worker.max_burst_jobs = 0
+    try:
+        await asyncio.wait_for(asyncio.shield(task), 15)
+    except TimeoutError:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
     await worker.close()
