@@ -62,6 +62,17 @@ class Settings:
     # how far back a mailbox connected for the first time is read (0: from now on)
     mail_first_sync_days: int = 0
 
+    # SMS over Twilio: a default number from the environment
+    twilio_account_sid: str | None = None
+    twilio_auth_token: str | None = None
+    twilio_from_number: str | None = None
+    twilio_messaging_service_sid: str | None = None
+    twilio_api_base: str = "https://api.twilio.com"
+    sms_max_segments: int = 10
+    # a reply that fails for good by SMS goes by e-mail when the customer has an address
+    sms_fallback_to_email: bool = False
+    sms_help_reply: str = "Reply to this number to reach our support team. Reply STOP to opt out."
+
     # routing
     default_agent_capacity: int = 5
     reconcile_after_seconds: float = 3.0
@@ -139,6 +150,14 @@ class Settings:
             mail_poll_seconds=decimal("MAIL_POLL_SECONDS", defaults.mail_poll_seconds),
             mail_idle_seconds=decimal("MAIL_IDLE_SECONDS", defaults.mail_idle_seconds),
             mail_first_sync_days=number("MAIL_FIRST_SYNC_DAYS", defaults.mail_first_sync_days),
+            twilio_account_sid=text("TWILIO_ACCOUNT_SID"),
+            twilio_auth_token=text("TWILIO_AUTH_TOKEN"),
+            twilio_from_number=text("TWILIO_FROM_NUMBER"),
+            twilio_messaging_service_sid=text("TWILIO_MESSAGING_SERVICE_SID"),
+            twilio_api_base=(text("TWILIO_API_BASE") or defaults.twilio_api_base).rstrip("/"),
+            sms_max_segments=number("SMS_MAX_SEGMENTS", defaults.sms_max_segments),
+            sms_fallback_to_email=_flag("SMS_FALLBACK_TO_EMAIL", text("SMS_FALLBACK_TO_EMAIL")),
+            sms_help_reply=text("SMS_HELP_REPLY") or defaults.sms_help_reply,
         )
 
     @property
@@ -186,6 +205,16 @@ class Settings:
 
 MAIL_SECURITY = ("ssl", "starttls", "none")
 IMAP_SECURITY = ("ssl", "none")  # IMAP STARTTLS is not supported yet
+
+
+def _flag(name: str, value: str | None) -> bool:
+    if value is None:
+        return False
+    if value.lower() in ("1", "true", "yes", "on"):
+        return True
+    if value.lower() in ("0", "false", "no", "off"):
+        return False
+    raise SettingsError(f"{name} must be true or false, got {value!r}")
 
 
 def _choice(name: str, value: str | None, default: str, allowed: tuple[str, ...]) -> str:

@@ -26,6 +26,7 @@ class AttachmentData:
     content: bytes | None  # None when it was over the size limit
     content_id: str | None = None
     inline: bool = False
+    url: str | None = None  # where the provider keeps it (MMS media)
 
 
 @dataclass(frozen=True)

@@ -39,6 +39,7 @@ class MessageStatus(StrEnum):
     QUEUED = "queued"
     SENT = "sent"
     DELIVERED = "delivered"
+    UNDELIVERED = "undelivered"
     FAILED = "failed"
 
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
-from contactcenter.domain.email import EmailDetails
+from contactcenter.domain.email import AttachmentData, EmailDetails
 from contactcenter.domain.enums import Channel, IdentityKind
 
 
@@ -34,7 +34,11 @@ class InboundMessage:
     subject: str | None = None
     # a retry that says something else is a client's bug (web); for mail it is just a copy
     retry_must_match: bool = False
+    # sent by a machine or a keyword (auto-reply, STOP): stored, opening no work
+    automatic: bool = False
+    attachments: tuple[AttachmentData, ...] = ()
     email: EmailDetails | None = None
+    sms_number_id: int | None = None
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ import logging
 
 from contactcenter.conns import Conns
 from contactcenter.db import Connection
-from contactcenter.services.ingest import InTransaction
+from contactcenter.services.ingest import IngestResult, InTransaction
 from contactcenter.store import mailboxes
 
 logger = logging.getLogger(__name__)
@@ -17,7 +17,7 @@ def checkpoint_to(mailbox_id: int, uidvalidity: int | None, uid: int | None) -> 
     """Advance the mailbox's last taken UID, in the transaction that stores the mail: a UID is
     never past a mail that is not committed (invariant 1), and never before one that is."""
 
-    async def advance(conn: Connection) -> None:
+    async def advance(conn: Connection, result: IngestResult) -> None:
         if uidvalidity is not None and uid is not None:
             await mailboxes.set_checkpoint(conn, mailbox_id, uidvalidity, uid)
 
@@ -48,8 +48,8 @@ async def quarantine(
     blocks a mailbox."""
     async with conns.db.acquire() as conn, conn.transaction():
         quarantine_id = await mailboxes.quarantine(conn, mailbox_id, uid, raw, error)
-        if mailbox_id is not None:
-            await checkpoint_to(mailbox_id, uidvalidity, uid)(conn)
+        if mailbox_id is not None and uidvalidity is not None and uid is not None:
+            await mailboxes.set_checkpoint(conn, mailbox_id, uidvalidity, uid)
     logger.warning(
         "mail quarantined",
         extra={"mailbox_id": mailbox_id, "uid": uid, "quarantine_id": quarantine_id},

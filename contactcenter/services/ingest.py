@@ -20,7 +20,7 @@ from contactcenter import events, jobs
 from contactcenter.conns import Conns
 from contactcenter.db import Connection
 from contactcenter.domain.email import EmailDetails, conversation_from_subject
-from contactcenter.domain.enums import IdentityKind
+from contactcenter.domain.enums import Channel, IdentityKind
 from contactcenter.domain.errors import Conflict, NotFound
 from contactcenter.domain.messages import Identity, InboundMessage
 from contactcenter.store import contacts, conversations, locks, messages
@@ -38,7 +38,8 @@ class IngestResult:
     bounced_message_id: int | None = None
 
 
-InTransaction = Callable[[Connection], Awaitable[None]]
+# more work for the ingest transaction, told what was stored (or found: result.duplicate)
+InTransaction = Callable[[Connection, "IngestResult"], Awaitable[None]]
 
 
 async def ingest(
@@ -49,7 +50,7 @@ async def ingest(
     async with conns.db.acquire() as conn, conn.transaction():
         result, conversation = await _ingest_in_transaction(conn, conns, inbound)
         if also is not None:
-            await also(conn)
+            await also(conn, result)
     if conversation["route_requested_at"] is not None:
         # on a retry too: the first attempt may have died between its commit and its enqueue
         await jobs.enqueue_route(conns, result.conversation_id, conversation["route_version"])
@@ -108,9 +109,15 @@ async def _ingest_in_transaction(
         or (bounced["conversation_id"] if bounced else None)
         or await _thread(conn, conns, inbound)
     )
-    opens_work = not (email and email.automatic)
+    opens_work = not (inbound.automatic or (email and email.automatic))
+    contact_id = None
     if conversation_id is None:
         contact_id = await _resolve_contact(conn, inbound)
+        if inbound.channel is Channel.SMS:
+            # texts have no threads: the customer's open SMS conversation goes on
+            conversation_id = await conversations.open_for_contact(conn, contact_id, Channel.SMS)
+    if conversation_id is None:
+        assert contact_id is not None
         conversation = await conversations.open_new(
             conn,
             contact_id,
@@ -118,11 +125,12 @@ async def _ingest_in_transaction(
             inbound.subject,
             now,
             mailbox_id=email.mailbox_id if email else None,
+            sms_number_id=inbound.sms_number_id,
             opens_work=opens_work,
         )
     else:
-        # an automatic mail (an auto-reply, a bounce) is kept with its conversation without
-        # reopening it or asking for anyone's attention
+        # an automatic message (an auto-reply, a bounce, a STOP) is kept with its conversation
+        # without reopening it or asking for anyone's attention
         continued = (
             await conversations.touch_inbound(conn, conversation_id, now)
             if opens_work
@@ -134,7 +142,15 @@ async def _ingest_in_transaction(
         contact_id = conversation["contact_id"]
 
     message = await messages.insert_inbound(
-        conn, conversation["id"], inbound.channel, inbound.external_id, inbound.text, now, email
+        conn,
+        conversation["id"],
+        inbound.channel,
+        inbound.external_id,
+        inbound.text,
+        now,
+        email,
+        automatic=not opens_work,
+        attachments=inbound.attachments or (email.attachments if email else ()),
     )
     result = IngestResult(
         message["id"],

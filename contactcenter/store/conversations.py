@@ -17,20 +17,27 @@ ACTIVE = [str(s) for s in ACTIVE_STATUSES]
 COLUMNS = """
 id, contact_id, channel, status, priority, team_id, assignee_id, subject, route_requested_at,
 route_version, waiting_since, assigned_at, snoozed_until, first_responded_at, resolved_at,
-last_message_at, created_at, updated_at, mailbox_id
+last_message_at, created_at, updated_at, mailbox_id, sms_number_id
 """
 
 # a new conversation is due for routing; one that opens no work (an auto-reply nobody asked
 # for) is stored closed and never routed
 OPEN_CONVERSATION = f"""
 INSERT INTO conversations (contact_id, channel, subject, route_requested_at, route_version,
-                           last_message_at, mailbox_id, status)
+                           last_message_at, mailbox_id, status, sms_number_id)
 VALUES ($1, $2, $3, CASE WHEN $6 THEN $4::timestamptz END, CASE WHEN $6 THEN 1 ELSE 0 END,
-        $4, $5, CASE WHEN $6 THEN 'open' ELSE 'closed' END)
+        $4, $5, CASE WHEN $6 THEN 'open' ELSE 'closed' END, $7)
 RETURNING {COLUMNS}
 """
 
 GET = f"SELECT {COLUMNS} FROM conversations WHERE id = $1"
+# the contact's conversation on a channel that is still going on, if any
+OPEN_FOR_CONTACT = """
+SELECT id FROM conversations
+WHERE contact_id = $1 AND channel = $2 AND status IN ('open', 'pending', 'snoozed')
+ORDER BY last_message_at DESC
+LIMIT 1
+"""
 GET_FOR_UPDATE = f"SELECT {COLUMNS} FROM conversations WHERE id = $1 FOR NO KEY UPDATE"
 
 # a customer message on a conversation: it is active again, and routing is due when nobody
@@ -167,13 +174,19 @@ async def open_new(
     now: datetime,
     *,
     mailbox_id: int | None = None,
+    sms_number_id: int | None = None,
     opens_work: bool = True,
 ) -> asyncpg.Record:
     row = await conn.fetchrow(
-        OPEN_CONVERSATION, contact_id, channel, subject, now, mailbox_id, opens_work
+        OPEN_CONVERSATION, contact_id, channel, subject, now, mailbox_id, opens_work, sms_number_id
     )
     assert row is not None
     return row
+
+
+async def open_for_contact(conn: Executor, contact_id: int, channel: str) -> int | None:
+    found = await conn.fetchval(OPEN_FOR_CONTACT, contact_id, channel)
+    return None if found is None else int(found)
 
 
 async def get(conn: Executor, conversation_id: int) -> asyncpg.Record | None:

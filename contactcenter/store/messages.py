@@ -27,10 +27,12 @@ RETURNING {COLUMNS}
 """
 
 INSERT_ATTACHMENTS = """
-INSERT INTO attachments (message_id, filename, content_type, size, content, content_id, inline)
-SELECT $1, a.filename, a.content_type, a.size, a.content, a.content_id, a.inline
-FROM unnest($2::text[], $3::text[], $4::bigint[], $5::bytea[], $6::text[], $7::boolean[])
-     AS a (filename, content_type, size, content, content_id, inline)
+INSERT INTO attachments (message_id, filename, content_type, size, content, content_id, inline,
+                         url)
+SELECT $1, a.filename, a.content_type, a.size, a.content, a.content_id, a.inline, a.url
+FROM unnest($2::text[], $3::text[], $4::bigint[], $5::bytea[], $6::text[], $7::boolean[],
+            $8::text[])
+     AS a (filename, content_type, size, content, content_id, inline, url)
 """
 
 # the conversation a mail answers: the first of its Message-IDs (in the order given) that is
@@ -138,6 +140,9 @@ async def insert_inbound(
     text: str,
     now: datetime,
     email: EmailDetails | None = None,
+    *,
+    automatic: bool = False,
+    attachments: tuple[AttachmentData, ...] = (),
 ) -> asyncpg.Record:
     row = await conn.fetchrow(
         INSERT_INBOUND,
@@ -148,12 +153,12 @@ async def insert_inbound(
         now,
         email.html if email else None,
         email.full_text if email else None,
-        email.automatic if email else False,
+        automatic,
         _email_meta(email),
     )
     assert row is not None
-    if email is not None and email.attachments:
-        await _insert_attachments(conn, row["id"], email.attachments)
+    if attachments:
+        await _insert_attachments(conn, row["id"], attachments)
     return row
 
 
@@ -180,6 +185,7 @@ async def _insert_attachments(
         [a.content for a in attachments],
         [a.content_id for a in attachments],
         [a.inline for a in attachments],
+        [a.url for a in attachments],
     )
 
 
