@@ -41,3 +41,5 @@ def setup_logging(level: str = "INFO", *, process: str) -> None:
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     # at DEBUG aioimaplib logs whole mails and can miss scrubbing an odd password
     logging.getLogger("aioimaplib").setLevel(max(root.level, logging.INFO))
+    # twilio logs requests with their phone numbers and bodies
+    logging.getLogger("twilio").setLevel(max(root.level, logging.WARNING))

@@ -41,6 +41,7 @@ ALTER TABLE conversations ADD COLUMN sms_number_id bigint REFERENCES sms_numbers
 -- conversation's (a failed SMS answered by e-mail)
 ALTER TABLE messages ADD COLUMN segments smallint;
 ALTER TABLE messages ADD COLUMN fallback_of bigint REFERENCES messages (id);
+CREATE UNIQUE INDEX messages_fallback_once ON messages (fallback_of) WHERE fallback_of IS NOT NULL;
 
 -- Twilio reports 'undelivered' besides the statuses we had
 ALTER TABLE messages DROP CONSTRAINT messages_status_check;

@@ -31,7 +31,8 @@ from tests.mailservers import imap_server, smtp_server  # noqa: F401  (fixtures)
 
 TABLES = (
     "attachments, messages, conversations, contact_identities, contacts, team_members, agents,"
-    " teams, email_quarantine, imap_state, mailboxes"
+    " teams, email_quarantine, imap_state, mailboxes, sms_consent_events, sms_consent,"
+    " sms_numbers"
 )
 TEST_SECRET = "test-secret-key-that-is-long-enough-0123456789"
 

@@ -11,7 +11,7 @@ from channels.registry import build_senders
 from contactcenter import db
 from contactcenter.clock import Clock, utc_now
 from contactcenter.conns import Conns, redis_settings
-from contactcenter.services import mailboxes
+from contactcenter.services import mailboxes, sms
 from contactcenter.settings import Settings
 from workers import jobs
 
@@ -38,6 +38,7 @@ def worker_options(settings: Settings, *, clock: Clock = utc_now) -> dict[str, A
         ctx["conns"] = conns
         # replies can go out through the environment's mailbox without a mail process running
         await mailboxes.sync_environment_mailbox(pool, settings)
+        await sms.sync_environment_number(pool, settings)
         ctx["senders"] = build_senders(conns)
 
     async def shutdown(ctx: dict[str, Any]) -> None:

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from channels.email import webhook as email_webhook
+from channels.sms import webhook as sms_webhook
 from channels.web import api as web_channel
 from contactcenter import db
 from contactcenter.api import admin_channels, inbox, ops, realtime
@@ -17,7 +18,7 @@ from contactcenter.api.middleware import error_envelope, request_context
 from contactcenter.api.realtime import RealtimeHub
 from contactcenter.clock import Clock, utc_now
 from contactcenter.conns import Conns, create_redis
-from contactcenter.services import mailboxes
+from contactcenter.services import mailboxes, sms
 from contactcenter.settings import Settings
 
 HUB_START_TIMEOUT_SECONDS = 5.0
@@ -37,6 +38,7 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> web.Application
         redis = await create_redis(settings.redis)
         app[CONNS] = Conns(db=pool, redis=redis, settings=settings, clock=clock)
         await mailboxes.sync_environment_mailbox(pool, settings)
+        await sms.sync_environment_number(pool, settings)
         hub = RealtimeHub(redis)
         app[HUB] = hub
         hub_task = asyncio.create_task(hub.run(), name="realtime-hub")
@@ -66,4 +68,5 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> web.Application
     admin_channels.setup_routes(app)
     web_channel.setup_routes(app)
     email_webhook.setup_routes(app)
+    sms_webhook.setup_routes(app)
     return app

@@ -62,7 +62,15 @@ class DeliveryFailed(Exception):
         self.permanent = permanent
 
 
+@dataclass(frozen=True)
+class SendReceipt:
+    """What a provider said when it took a message: its id for the message, and its cost."""
+
+    external_id: str | None = None
+    segments: int | None = None
+
+
 class Sender(Protocol):
     """Delivers one outbound message on one channel; raises DeliveryFailed when it cannot."""
 
-    async def send(self, message: OutboundMessage) -> None: ...
+    async def send(self, message: OutboundMessage) -> SendReceipt | None: ...

@@ -16,7 +16,8 @@ from typing import Any
 from contactcenter import events
 from contactcenter.conns import Conns
 from contactcenter.domain.enums import Channel, MessageStatus
-from contactcenter.domain.messages import DeliveryFailed, OutboundMessage, Sender
+from contactcenter.domain.messages import DeliveryFailed, OutboundMessage, Sender, SendReceipt
+from contactcenter.services import sms_status
 from contactcenter.store import conversations, messages
 
 logger = logging.getLogger(__name__)
@@ -50,10 +51,20 @@ async def deliver(conns: Conns, message_id: int, senders: Mapping[Channel, Sende
         row = await messages.get_for_send(conn, message_id)
         if row is None or row["status"] != MessageStatus.QUEUED:
             return Outcome.SKIPPED  # another run of this job got there first
-        failure = _gave_up() if attempt > MAX_SEND_ATTEMPTS else await _attempt(row, senders)
+        receipt: SendReceipt | None = None
+        if attempt > MAX_SEND_ATTEMPTS:
+            failure: DeliveryFailed | None = _gave_up()
+        else:
+            receipt, failure = await _attempt(row, senders)
         if failure is None:
             now = conns.clock()
-            await messages.mark_sent(conn, message_id, now)
+            await messages.mark_sent(
+                conn,
+                message_id,
+                now,
+                external_id=receipt.external_id if receipt else None,
+                segments=receipt.segments if receipt else None,
+            )
             # the first reply that actually reached the customer is the first response
             await conversations.mark_first_response(conn, row["conversation_id"], now)
             outcome = Outcome.SENT
@@ -62,6 +73,8 @@ async def deliver(conns: Conns, message_id: int, senders: Mapping[Channel, Sende
         else:
             await messages.mark_failed(conn, message_id, failure.code, failure.message)
             outcome = Outcome.FAILED
+    if outcome is Outcome.FAILED and row["channel"] == Channel.SMS:
+        await sms_status.fall_back_to_email(conns, message_id)
     logger.info(
         "delivery",
         extra={
@@ -92,16 +105,18 @@ def _gave_up() -> DeliveryFailed:
     )
 
 
-async def _attempt(row: Any, senders: Mapping[Channel, Sender]) -> DeliveryFailed | None:
-    """One try through the channel's sender: None when it went out, else why not."""
+async def _attempt(
+    row: Any, senders: Mapping[Channel, Sender]
+) -> tuple[SendReceipt | None, DeliveryFailed | None]:
+    """One try through the channel's sender: its receipt, or why it did not go out."""
     channel = Channel(row["channel"])
     sender = senders.get(channel)
     if sender is None:
-        return DeliveryFailed(
+        return None, DeliveryFailed(
             "channel_unavailable", f"no sender is configured for {channel}", permanent=True
         )
     try:
-        await sender.send(
+        receipt = await sender.send(
             OutboundMessage(
                 message_id=row["id"],
                 conversation_id=row["conversation_id"],
@@ -113,5 +128,5 @@ async def _attempt(row: Any, senders: Mapping[Channel, Sender]) -> DeliveryFaile
             )
         )
     except DeliveryFailed as failure:
-        return failure
-    return None
+        return None, failure
+    return receipt, None

@@ -15,6 +15,7 @@ from contactcenter.domain.conversations import check_status_change
 from contactcenter.domain.email import new_message_id
 from contactcenter.domain.enums import Channel, ConversationStatus
 from contactcenter.domain.errors import Invalid, NotFound
+from contactcenter.services import sms_outbound
 from contactcenter.store import agents, contacts, conversations, mailboxes, messages
 from contactcenter.store.inbox import InboxCursor, InboxQuery, list_conversations
 
@@ -91,6 +92,10 @@ async def reply(
             raise Invalid(
                 f"this conversation can be answered on {conversation['channel']} only",
                 code="channel_not_available",
+            )
+        if conversation["channel"] == Channel.SMS:
+            await sms_outbound.check_reply(
+                conn, conversation, text, conns.settings.sms_max_segments
             )
         message = await messages.insert_outbound(
             conn,

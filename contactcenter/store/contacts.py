@@ -97,3 +97,14 @@ SELECT EXISTS (SELECT 1 FROM contact_identities WHERE contact_id = $1 AND kind =
 
 async def has_identity(conn: Executor, contact_id: int, kind: str, value: str) -> bool:
     return bool(await conn.fetchval(HAS_IDENTITY, contact_id, kind, value))
+
+
+PHONE_NUMBER = """
+SELECT value FROM contact_identities WHERE contact_id = $1 AND kind = 'phone'
+ORDER BY id DESC LIMIT 1
+"""
+
+
+async def phone_number(conn: Executor, contact_id: int) -> str | None:
+    value = await conn.fetchval(PHONE_NUMBER, contact_id)
+    return None if value is None else str(value)

@@ -91,7 +91,9 @@ RETURNING send_attempts
 """
 
 MARK_SENT = """
-UPDATE messages SET status = 'sent', sent_at = $2 WHERE id = $1 AND status = 'queued'
+UPDATE messages SET status = 'sent', sent_at = $2, external_id = coalesce($3, external_id),
+                    segments = $4
+WHERE id = $1 AND status = 'queued'
 """
 
 MARK_FAILED = """
@@ -249,8 +251,15 @@ async def begin_attempt(conn: Executor, message_id: int) -> int | None:
     return None if attempt is None else int(attempt)
 
 
-async def mark_sent(conn: Connection, message_id: int, now: datetime) -> None:
-    await conn.execute(MARK_SENT, message_id, now)
+async def mark_sent(
+    conn: Connection,
+    message_id: int,
+    now: datetime,
+    *,
+    external_id: str | None = None,
+    segments: int | None = None,
+) -> None:
+    await conn.execute(MARK_SENT, message_id, now, external_id, segments)
 
 
 async def mark_failed(conn: Connection, message_id: int, code: str, message: str) -> None:
@@ -270,3 +279,37 @@ async def agent_view(conn: Executor, conversation_id: int, limit: int) -> list[d
 
 async def queued_before(conn: Executor, before: datetime, limit: int) -> list[int]:
     return [r["id"] for r in await conn.fetch(QUEUED_BEFORE, before, limit)]
+
+
+# a provider's report moves a message forward only: queued < sent < a final state (delivered,
+# undelivered, failed), and the first final state stays
+_RANK = "CASE {0} WHEN 'queued' THEN 0 WHEN 'sent' THEN 1 ELSE 2 END"
+ADVANCE_STATUS = f"""
+UPDATE messages SET status = $3, error_code = coalesce($4, error_code)
+WHERE channel = $1 AND external_id = $2 AND direction = 'outbound'
+  AND {_RANK.format("status")} < {_RANK.format("$3::text")}
+RETURNING id, conversation_id, status, author_agent_id, body_text
+"""
+
+# the same reply again on another channel (a failed SMS answered by e-mail), once
+INSERT_FALLBACK = """
+INSERT INTO messages (conversation_id, direction, channel, author_agent_id, body_text, status,
+                      external_id, fallback_of, created_at)
+SELECT conversation_id, 'outbound', $2, author_agent_id, body_text, 'queued', $3, id, $4
+FROM messages WHERE id = $1
+ON CONFLICT (fallback_of) WHERE fallback_of IS NOT NULL DO NOTHING
+RETURNING id
+"""
+
+
+async def advance_status(
+    conn: Executor, channel: str, external_id: str, status: str, error_code: str | None
+) -> asyncpg.Record | None:
+    return await conn.fetchrow(ADVANCE_STATUS, channel, external_id, status, error_code)
+
+
+async def insert_fallback(
+    conn: Executor, message_id: int, channel: str, external_id: str | None, now: datetime
+) -> int | None:
+    found = await conn.fetchval(INSERT_FALLBACK, message_id, channel, external_id, now)
+    return None if found is None else int(found)

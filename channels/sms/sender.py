@@ -1,0 +1,93 @@
+"""SMS out through the twilio package's async client, at TWILIO_API_BASE.
+
+twilio 9 has no base-URL setting, so a thin http client rewrites api.twilio.com to the
+configured base (tests point it at a Twilio-compatible server on loopback). Its retries stay
+off: twilio's client would retry a POST on any 5xx and could send an SMS twice; our send job
+retries instead, with backoff, and counts attempts in PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any
+
+import aiohttp
+from twilio.base.exceptions import TwilioRestException
+from twilio.http.async_http_client import AsyncTwilioHttpClient
+from twilio.http.response import Response
+from twilio.rest import Client
+
+from contactcenter.conns import Conns
+from contactcenter.domain.errors import Invalid
+from contactcenter.domain.messages import DeliveryFailed, OutboundMessage, SendReceipt
+from contactcenter.services import sms as sms_service
+from contactcenter.services import sms_outbound
+
+logger = logging.getLogger(__name__)
+
+TWILIO_TIMEOUT_SECONDS = 30
+_TWILIO_HOST = re.compile(r"^https://[a-z0-9.-]*twilio\.com")
+# Twilio's own code for "the recipient opted out with the carrier"
+UNSUBSCRIBED = 21610
+
+
+class RebasedHttpClient(AsyncTwilioHttpClient):  # type: ignore[misc]
+    """twilio's async http client, sending to `base` instead of https://*.twilio.com."""
+
+    def __init__(self, base: str) -> None:
+        super().__init__(timeout=TWILIO_TIMEOUT_SECONDS)  # max_retries unset: no retries
+        self._base = base.rstrip("/")
+
+    async def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Response:
+        return await super().request(method, _TWILIO_HOST.sub(self._base, url), *args, **kwargs)
+
+
+class SmsSender:
+    def __init__(self, conns: Conns) -> None:
+        self._conns = conns
+
+    async def send(self, message: OutboundMessage) -> SendReceipt:
+        settings = self._conns.settings
+        try:
+            envelope = await sms_outbound.envelope(
+                self._conns, message.conversation_id, message.text
+            )
+        except Invalid as refused:
+            raise DeliveryFailed(refused.code, refused.message, permanent=True) from refused
+        number = envelope.number
+        http = RebasedHttpClient(settings.twilio_api_base)
+        client = Client(number.account_sid, number.auth_token, http_client=http)
+        options: dict[str, Any] = {"to": envelope.to, "body": message.text}
+        if number.messaging_service_sid:
+            options["messaging_service_sid"] = number.messaging_service_sid
+        else:
+            options["from_"] = number.from_number
+        if settings.public_base_url:
+            options["status_callback"] = (
+                settings.public_base_url.rstrip("/") + "/v1/webhooks/twilio/status"
+            )
+        try:
+            sent = await client.messages.create_async(**options)
+        except TwilioRestException as error:
+            await self._refused(error, envelope.to)
+            raise _failure(error) from error
+        except (TimeoutError, aiohttp.ClientError, OSError) as error:
+            raise DeliveryFailed(
+                "twilio_unavailable", str(error) or type(error).__name__, permanent=False
+            ) from error
+        finally:
+            await http.close()
+        segments = int(sent.num_segments) if sent.num_segments else envelope.segments
+        return SendReceipt(external_id=sent.sid, segments=segments)
+
+    async def _refused(self, error: TwilioRestException, phone: str) -> None:
+        if error.code == UNSUBSCRIBED:
+            await sms_service.record_carrier_opt_out(self._conns, phone, f"twilio {error.code}")
+
+
+def _failure(error: TwilioRestException) -> DeliveryFailed:
+    """429 and 5xx pass; any other refusal is final, with Twilio's code kept."""
+    passing = error.status == 429 or error.status >= 500
+    code = f"twilio_{error.code}" if error.code else f"twilio_http_{error.status}"
+    return DeliveryFailed(code, error.msg or str(error), permanent=not passing)
