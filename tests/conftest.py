@@ -28,6 +28,7 @@ from contactcenter.scratch import scratch_database
 from contactcenter.settings import Settings
 from tests.helpers import make_worker, stop_worker
 from tests.mailservers import imap_server, smtp_server  # noqa: F401  (fixtures)
+from tests.twilio_fake import twilio_client, twilio_fake  # noqa: F401  (fixtures)
 
 TABLES = (
     "attachments, messages, conversations, contact_identities, contacts, team_members, agents,"

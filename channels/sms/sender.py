@@ -8,9 +8,10 @@ retries instead, with backoff, and counts attempts in PostgreSQL.
 
 from __future__ import annotations
 
+import base64
 import logging
-import re
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
 from twilio.base.exceptions import TwilioRestException
@@ -27,20 +28,55 @@ from contactcenter.services import sms_outbound
 logger = logging.getLogger(__name__)
 
 TWILIO_TIMEOUT_SECONDS = 30
-_TWILIO_HOST = re.compile(r"^https://[a-z0-9.-]*twilio\.com")
 # Twilio's own code for "the recipient opted out with the carrier"
 UNSUBSCRIBED = 21610
 
 
 class RebasedHttpClient(AsyncTwilioHttpClient):  # type: ignore[misc]
-    """twilio's async http client, sending to `base` instead of https://*.twilio.com."""
+    """twilio's async http client, sending to `base` what it would send to https://*.twilio.com.
+
+    Also: its timeout is applied (twilio's stores it and never uses it), and the credentials go
+    as an Authorization header (aiohttp 3.14 deprecates the BasicAuth twilio passes)."""
 
     def __init__(self, base: str) -> None:
         super().__init__(timeout=TWILIO_TIMEOUT_SECONDS)  # max_retries unset: no retries
-        self._base = base.rstrip("/")
+        self._base = urlsplit(base.rstrip("/"))
 
-    async def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Response:
-        return await super().request(method, _TWILIO_HOST.sub(self._base, url), *args, **kwargs)
+    def rebase(self, url: str) -> str:
+        parts = urlsplit(url)
+        host = (parts.hostname or "").lower()
+        if parts.scheme != "https" or not (host == "twilio.com" or host.endswith(".twilio.com")):
+            return url
+        base = self._base
+        return urlunsplit((base.scheme, base.netloc, base.path + parts.path, parts.query, ""))
+
+    async def request(
+        self,
+        method: str,
+        url: str,
+        params: dict[str, object] | None = None,
+        data: dict[str, object] | None = None,
+        headers: dict[str, str] | None = None,
+        auth: tuple[str, str] | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109  (twilio's signature)
+        allow_redirects: bool = False,
+    ) -> Response:
+        sent_headers = dict(headers or {})
+        if auth is not None:
+            login, password = auth
+            token = base64.b64encode(f"{login}:{password}".encode()).decode("ascii")
+            sent_headers["Authorization"] = f"Basic {token}"
+        response: Response = await super().request(
+            method,
+            self.rebase(url),
+            params=params,
+            data=data,
+            headers=sent_headers,
+            auth=None,
+            timeout=TWILIO_TIMEOUT_SECONDS if timeout is None else timeout,
+            allow_redirects=allow_redirects,
+        )
+        return response
 
 
 class SmsSender:
@@ -78,7 +114,9 @@ class SmsSender:
             ) from error
         finally:
             await http.close()
-        segments = int(sent.num_segments) if sent.num_segments else envelope.segments
+        # Twilio says "0" while a Messaging Service has yet to pick the sender: ours then
+        reported = int(sent.num_segments or 0)
+        segments = reported if reported > 0 else envelope.segments
         return SendReceipt(external_id=sent.sid, segments=segments)
 
     async def _refused(self, error: TwilioRestException, phone: str) -> None:
