@@ -128,3 +128,36 @@ async def test_nulls_line_breaks_and_imap_starttls_are_refused(
         assert answer.status == 422, (change, await answer.text())
         assert (await answer.json())["error"]["code"] == "validation_error"
     assert await db.fetchrow("SELECT * FROM mailboxes") == before
+
+
+async def test_an_admin_configures_an_sms_number_whose_token_never_comes_back(
+    client: TestClient[Any, Any], db: asyncpg.Pool
+) -> None:
+    _, admin = await make_agent(db, role=Role.ADMIN)
+    _, agent = await make_agent(db)
+    number = {
+        "name": "support-sms",
+        "account_sid": "AC" + "0" * 32,
+        "auth_token": "twilio-token-0123456789",
+        "from_number": "+1 (415) 555-2671",
+    }
+    assert (
+        await client.post("/v1/admin/channels/sms", json=number, headers=bearer(agent))
+    ).status == 403
+    created = await client.post("/v1/admin/channels/sms", json=number, headers=bearer(admin))
+    assert created.status == 201
+    assert "twilio-token" not in await created.text()
+    body = await created.json()
+    assert (body["from_number"], body["auth_token_set"]) == ("+14155552671", True)
+    stored = await db.fetchval("SELECT auth_token FROM sms_numbers")
+    assert "twilio-token" not in stored
+    listed = await client.get("/v1/admin/channels/sms", headers=bearer(admin))
+    assert [n["name"] for n in (await listed.json())["items"]] == ["support-sms"]
+    bad = await client.post(
+        "/v1/admin/channels/sms",
+        json={**number, "name": "x", "from_number": "not a number"},
+        headers=bearer(admin),
+    )
+    assert (bad.status, (await bad.json())["error"]["code"]) == (422, "invalid_phone")
+    gone = await client.delete(f"/v1/admin/channels/sms/{body['id']}", headers=bearer(admin))
+    assert gone.status == 204

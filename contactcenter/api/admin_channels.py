@@ -1,5 +1,5 @@
-"""/v1/admin/channels: mailboxes (admins write, supervisors read; secrets never returned),
-and the quarantine of mails that could not be read."""
+"""/v1/admin/channels: mailboxes and (under /sms) Twilio numbers (admins write, supervisors
+read; secrets sealed and never returned), and the quarantine of mails that could not be read."""
 
 from __future__ import annotations
 
@@ -15,9 +15,10 @@ from contactcenter.api.keys import CONNS
 from contactcenter.api.parsing import Body, CleanStr, path_id, read_json, whole_number
 from contactcenter.api.serialize import jsonable
 from contactcenter.domain.enums import Role
-from contactcenter.domain.identities import normalise_email
+from contactcenter.domain.identities import normalise_email, normalise_phone
+from contactcenter.sealing import seal
 from contactcenter.services import mailboxes as mailbox_service
-from contactcenter.store import mailboxes
+from contactcenter.store import mailboxes, sms
 
 READERS = (Role.SUPERVISOR, Role.ADMIN)
 WRITERS = (Role.ADMIN,)
@@ -193,7 +194,68 @@ async def quarantined_raw(request: web.Request) -> web.Response:
     )
 
 
+class SmsNumberBody(Body):
+    name: Annotated[Line, Field(min_length=1, max_length=100)]
+    account_sid: Annotated[Line, Field(pattern=r"^AC[0-9a-fA-F]{32}$")]
+    auth_token: Annotated[Line, Field(min_length=8, max_length=200)]
+    from_number: Short | None = None
+    messaging_service_sid: Annotated[Line, Field(pattern=r"^MG[0-9a-fA-F]{32}$")] | None = None
+    enabled: bool = True
+
+
+def _sms_view(row: asyncpg.Record) -> dict[str, Any]:
+    """Everything but the auth token, which the API only says is set."""
+    view = {k: v for k, v in dict(row).items() if k != "auth_token"}
+    view["auth_token_set"] = bool(row["auth_token"])
+    return dict(jsonable(view))
+
+
+async def list_sms_numbers(request: web.Request) -> web.Response:
+    await require_agent(request, roles=READERS)
+    rows = await sms.list_all(request.app[CONNS].db)
+    return web.json_response({"items": [_sms_view(r) for r in rows], "next_cursor": None})
+
+
+async def create_sms_number(request: web.Request) -> web.Response:
+    await require_agent(request, roles=WRITERS)
+    body = await read_json(request, SmsNumberBody)
+    if not (body.from_number or body.messaging_service_sid):
+        raise ApiError(
+            422,
+            "validation_error",
+            "an SMS number needs from_number or messaging_service_sid",
+            {"fields": [{"field": "from_number", "message": "or messaging_service_sid"}]},
+        )
+    values = body.model_dump()
+    if body.from_number:
+        region = request.app[CONNS].settings.default_phone_region
+        values["from_number"] = normalise_phone(body.from_number, region)
+    values["auth_token"] = seal(request.app[CONNS].settings.secret, body.auth_token)
+    try:
+        row = await sms.insert(request.app[CONNS].db, values)
+    except asyncpg.UniqueViolationError:
+        raise ApiError(
+            409, "channel_exists", "an SMS number with that name or number exists"
+        ) from None
+    return web.json_response(_sms_view(row), status=201)
+
+
+async def delete_sms_number(request: web.Request) -> web.Response:
+    await require_agent(request, roles=WRITERS)
+    try:
+        deleted = await sms.delete(request.app[CONNS].db, path_id(request))
+    except asyncpg.ForeignKeyViolationError:
+        raise ApiError(409, "channel_in_use", "conversations use this number") from None
+    if not deleted:
+        raise ApiError(404, "channel_not_found", "no such SMS number (or it comes from TWILIO_*)")
+    return web.Response(status=204)
+
+
 def setup_routes(app: web.Application) -> None:
+    # before /{id}, which would take "sms" for an id
+    app.router.add_get("/v1/admin/channels/sms", list_sms_numbers)
+    app.router.add_post("/v1/admin/channels/sms", create_sms_number)
+    app.router.add_delete("/v1/admin/channels/sms/{id}", delete_sms_number)
     app.router.add_get("/v1/admin/channels", list_channels)
     app.router.add_post("/v1/admin/channels", create_channel)
     app.router.add_get("/v1/admin/channels/{id}", get_channel)

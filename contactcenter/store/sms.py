@@ -107,3 +107,35 @@ async def opted_out(conn: Executor, phone: str) -> bool:
 
 async def consent_history(conn: Executor, phone: str) -> list[dict[str, Any]]:
     return [dict(r) for r in await conn.fetch(CONSENT_HISTORY, phone)]
+
+
+LIST = f"SELECT {COLUMNS} FROM sms_numbers ORDER BY id"
+INSERT = f"""
+INSERT INTO sms_numbers (name, account_sid, auth_token, from_number, messaging_service_sid,
+                         enabled)
+VALUES ($1, $2, $3, $4, $5, $6)
+RETURNING {COLUMNS}
+"""
+DELETE = "DELETE FROM sms_numbers WHERE id = $1 AND NOT from_environment RETURNING id"
+
+
+async def list_all(conn: Executor) -> list[asyncpg.Record]:
+    return list(await conn.fetch(LIST))
+
+
+async def insert(conn: Executor, values: dict[str, Any]) -> asyncpg.Record:
+    row = await conn.fetchrow(
+        INSERT,
+        values["name"],
+        values["account_sid"],
+        values["auth_token"],
+        values.get("from_number"),
+        values.get("messaging_service_sid"),
+        values.get("enabled", True),
+    )
+    assert row is not None
+    return row
+
+
+async def delete(conn: Executor, number_id: int) -> bool:
+    return await conn.fetchval(DELETE, number_id) is not None
