@@ -9,6 +9,7 @@ or wrong signature gets 403 and writes nothing.
 from __future__ import annotations
 
 import logging
+import re
 from xml.sax.saxutils import escape
 
 from aiohttp import web
@@ -73,6 +74,15 @@ def _refused() -> ApiError:
     return ApiError(403, "invalid_signature", "the request is not signed by Twilio")
 
 
+# Twilio's message ids: two letters and 32 hex digits (SM..., MM...)
+_SID = re.compile(r"^[A-Z]{2}[0-9a-fA-F]{32}$")
+
+
+def _printable(value: str) -> str:
+    """What PostgreSQL can store and a person can read: no NUL or control characters."""
+    return "".join(c for c in value if c.isprintable()).strip()[:64]
+
+
 def _sender_phone(raw: str) -> str:
     try:
         return normalise_phone(raw)
@@ -100,10 +110,10 @@ async def inbound_sms(request: web.Request) -> web.Response:
     form, number = await _signed_form(request)
     if number is None:
         raise _refused()
-    message_sid = form.get("MessageSid") or form.get("SmsMessageSid")
-    sender = form.get("From", "").strip()
-    if not message_sid or not sender:
-        raise ApiError(400, "invalid_webhook", "MessageSid and From are required")
+    message_sid = form.get("MessageSid") or form.get("SmsMessageSid") or ""
+    sender = _printable(form.get("From", ""))
+    if not _SID.match(message_sid) or not sender:
+        raise ApiError(400, "invalid_webhook", "a MessageSid and a From are required")
     conns = request.app[CONNS]
     phone = _sender_phone(sender)
     body = form.get("Body", "").replace("\x00", "")
@@ -136,10 +146,10 @@ async def status_callback(request: web.Request) -> web.Response:
     form, number = await _signed_form(request)
     if number is None:
         raise _refused()
-    message_sid = form.get("MessageSid") or form.get("SmsSid")
+    message_sid = form.get("MessageSid") or form.get("SmsSid") or ""
     status = form.get("MessageStatus") or form.get("SmsStatus")
-    if not message_sid or not status:
-        raise ApiError(400, "invalid_webhook", "MessageSid and MessageStatus are required")
+    if not _SID.match(message_sid) or not status:
+        raise ApiError(400, "invalid_webhook", "a MessageSid and a MessageStatus are required")
     await sms_status.apply(request.app[CONNS], message_sid, status, form.get("ErrorCode"))
     return web.Response(status=204)
 
