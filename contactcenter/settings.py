@@ -36,7 +36,7 @@ class Settings:
     visitor_token_ttl_seconds: int = 30 * 24 * 3600
     db_pool_min: int = 2
     db_pool_max: int = 10
-    worker_max_jobs: int = 50
+    worker_max_jobs: int = 10
 
     # e-mail: a default mailbox from the environment (more through /v1/admin/channels)
     imap_host: str | None = None

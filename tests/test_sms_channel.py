@@ -124,7 +124,7 @@ async def test_a_text_is_routed_and_the_answer_goes_out_through_twilio(
     assert sent.status == 202
     [request] = await twilio.fake.wait_for_sends(1, within=10)
     assert (request.form["To"], request.form["From"]) == (CUSTOMER, OUR_NUMBER)
-    assert request.form["StatusCallback"] == PUBLIC + "/v1/webhooks/twilio/status"
+    assert request.form["StatusCallback"].startswith(PUBLIC + "/v1/webhooks/twilio/status?m=")
 
     async def stored() -> asyncpg.Record | None:
         rows = [r for r in await sms_rows(db) if r["direction"] == "outbound"]
@@ -317,3 +317,133 @@ async def test_a_failed_sms_falls_back_to_email_when_enabled(
         assert (copy["channel"], copy["fallback_of"]) == ("email", sms_id)
     finally:
         await stop_worker(worker, task)
+
+
+async def test_a_yes_from_a_customer_who_never_opted_out_is_just_a_yes(
+    twilio: Twilio, db: asyncpg.Pool
+) -> None:
+    await twilio.text("Yes")
+    [row] = await sms_rows(db)
+    assert row["is_automatic"] is False
+    assert await db.fetchval("SELECT count(*) FROM sms_consent_events") == 0
+    assert await db.fetchval("SELECT route_requested_at IS NOT NULL FROM conversations")
+
+
+async def test_a_report_that_outruns_the_send_still_finds_its_message(
+    app_client: TestClient[Any, Any], twilio: Twilio, db: asyncpg.Pool, sms_worker: Worker
+) -> None:
+    _, token = await make_agent(db, role=Role.SUPERVISOR)
+    await twilio.text("Hello")
+    conversation_id = await db.fetchval("SELECT id FROM conversations")
+    twilio.fake.stall_next(1)  # Twilio takes the message but its answer is slow
+    sent = await reply(app_client, token, conversation_id, "On its way")
+    message_id = (await sent.json())["message_id"]
+    [request] = await twilio.fake.wait_for_sends(1, within=10)
+    assert request.form["StatusCallback"].endswith(f"?m={message_id}")
+    # the delivery report comes before our send has committed the SID
+    report = asyncio.create_task(
+        send_status(
+            request.form["StatusCallback"],
+            request.sid or "",
+            "undelivered",
+            error_code=30003,
+            account_sid=twilio.fake.account_sid,
+            auth_token=twilio.fake.auth_token,
+            post_to=twilio._to_app(f"/v1/webhooks/twilio/status?m={message_id}"),
+        )
+    )
+    twilio.fake.release()
+    assert (await report).status == 204
+    row = await db.fetchrow("SELECT status, error_code FROM messages WHERE id = $1", message_id)
+    assert (row["status"], row["error_code"]) == ("undelivered", "twilio_30003")
+
+
+async def test_another_accounts_token_cannot_report_on_our_messages(
+    app_client: TestClient[Any, Any],
+    twilio: Twilio,
+    db: asyncpg.Pool,
+    sms_settings: Settings,
+    sms_worker: Worker,
+) -> None:
+    _, admin = await make_agent(db, role=Role.ADMIN)
+    other_account, other_token = "AC" + "1" * 32, "other-account-token"
+    created = await app_client.post(
+        "/v1/admin/channels/sms",
+        json={
+            "name": "other",
+            "account_sid": other_account,
+            "auth_token": other_token,
+            "from_number": "+14155552671",
+        },
+        headers=bearer(admin),
+    )
+    assert created.status == 201
+    await twilio.text("Hello")
+    conversation_id = await db.fetchval("SELECT id FROM conversations")
+    sent = await reply(app_client, admin, conversation_id, "Hi there")
+    [request] = await twilio.fake.wait_for(1, within=10)
+
+    async def stored() -> bool:
+        status = await db.fetchval(
+            "SELECT status FROM messages WHERE id = $1", (await sent.json())["message_id"]
+        )
+        return bool(status == "sent")
+
+    await eventually(stored)
+    forged = await send_status(
+        PUBLIC + "/v1/webhooks/twilio/status",
+        request.sid or "",
+        "failed",
+        error_code=30008,
+        account_sid=other_account,
+        auth_token=other_token,
+        post_to=twilio._to_app("/v1/webhooks/twilio/status"),
+    )
+    assert forged.status == 204  # a valid request of account B, about nothing of B's
+    status = await db.fetchval(
+        "SELECT status FROM messages WHERE id = $1", (await sent.json())["message_id"]
+    )
+    assert status == "sent"
+
+
+async def test_hostile_webhooks_get_a_4xx_never_a_500(
+    twilio: Twilio, app_client: TestClient[Any, Any], db: asyncpg.Pool
+) -> None:
+    path = "/v1/webhooks/twilio/sms"
+    as_json = await app_client.post(path, json={"From": CUSTOMER})
+    assert as_json.status == 415
+    nul_account = await app_client.post(
+        path, data={"AccountSid": "AC\x00", "From": CUSTOMER, "Body": "x"}
+    )
+    assert nul_account.status == 403
+    answer, _ = await twilio.text("Photo", num_media=9 * 10**20, extra=[("MediaUrl0", "x\x00")])
+    assert answer.status == 200
+    assert await db.fetchval("SELECT count(*) FROM attachments") == 0
+
+
+async def test_texts_to_two_of_our_numbers_are_two_conversations(
+    app_client: TestClient[Any, Any], twilio: Twilio, db: asyncpg.Pool
+) -> None:
+    _, admin = await make_agent(db, role=Role.ADMIN)
+    sales = "+14155552671"
+    await app_client.post(
+        "/v1/admin/channels/sms",
+        json={
+            "name": "sales",
+            "account_sid": twilio.fake.account_sid,
+            "auth_token": twilio.fake.auth_token,
+            "from_number": sales,
+        },
+        headers=bearer(admin),
+    )
+    await twilio.text("To support")
+    fields = inbound_sms_form(
+        from_=CUSTOMER, to=sales, body="To sales", account_sid=twilio.fake.account_sid
+    )
+    await post_signed(
+        PUBLIC + "/v1/webhooks/twilio/sms",
+        fields,
+        auth_token=twilio.fake.auth_token,
+        post_to=twilio._to_app("/v1/webhooks/twilio/sms"),
+    )
+    assert await db.fetchval("SELECT count(DISTINCT conversation_id) FROM messages") == 2

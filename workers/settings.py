@@ -31,8 +31,12 @@ def worker_options(settings: Settings, *, clock: Clock = utc_now) -> dict[str, A
     settings.require("database_url", "redis_url", "secret_key")
 
     async def startup(ctx: dict[str, Any]) -> None:
+        # a send job holds a connection while its sender reads with another: with fewer than
+        # two per job, a full worker would wait on itself
         pool = await db.create_pool(
-            settings.database, min_size=settings.db_pool_min, max_size=settings.db_pool_max
+            settings.database,
+            min_size=settings.db_pool_min,
+            max_size=max(settings.db_pool_max, 2 * settings.worker_max_jobs + 2),
         )
         conns = Conns(db=pool, redis=ctx["redis"], settings=settings, clock=clock)
         ctx["conns"] = conns

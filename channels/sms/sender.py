@@ -100,8 +100,11 @@ class SmsSender:
         else:
             options["from_"] = number.from_number
         if settings.public_base_url:
+            # our id rides along (signed with the rest): a report that outruns the commit of
+            # the send still finds its message
             options["status_callback"] = (
-                settings.public_base_url.rstrip("/") + "/v1/webhooks/twilio/status"
+                settings.public_base_url.rstrip("/")
+                + f"/v1/webhooks/twilio/status?m={message.message_id}"
             )
         try:
             sent = await client.messages.create_async(**options)

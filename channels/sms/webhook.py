@@ -17,6 +17,7 @@ from twilio.request_validator import RequestValidator
 
 from contactcenter.api.errors import ApiError
 from contactcenter.api.keys import CONNS
+from contactcenter.api.parsing import whole_number
 from contactcenter.domain.email import AttachmentData
 from contactcenter.domain.enums import Channel, IdentityKind
 from contactcenter.domain.errors import Invalid
@@ -52,9 +53,20 @@ def _public_url(request: web.Request) -> str:
 
 async def _signed_form(request: web.Request) -> tuple[dict[str, str], SmsNumber | None]:
     """The form, and the number it is for, if Twilio signed it with that number's token."""
-    form = {k: v for k, v in (await request.post()).items() if isinstance(v, str)}
+    if request.content_type != "application/x-www-form-urlencoded":
+        raise ApiError(415, "unsupported_media_type", "Twilio posts urlencoded forms")
+    try:
+        posted = await request.post()
+    except (ValueError, LookupError):
+        raise ApiError(400, "invalid_webhook", "the form could not be read") from None
+    form = {k: v for k, v in posted.items() if isinstance(v, str)}
     conns = request.app[CONNS]
     account = form.get("AccountSid", "")
+    if not _ACCOUNT.match(account) or not all(
+        _printable(form.get(field, "")) == form.get(field, "").strip()
+        for field in ("To", "MessagingServiceSid")
+    ):
+        return form, None
     if request.path.endswith("/sms"):
         number = await sms_service.for_inbound(
             conns, account, form.get("To"), form.get("MessagingServiceSid")
@@ -74,13 +86,15 @@ def _refused() -> ApiError:
     return ApiError(403, "invalid_signature", "the request is not signed by Twilio")
 
 
-# Twilio's message ids: two letters and 32 hex digits (SM..., MM...)
+# Twilio's ids: two letters and 32 hex digits (AC... accounts, SM.../MM... messages)
 _SID = re.compile(r"^[A-Z]{2}[0-9a-fA-F]{32}$")
+_ACCOUNT = re.compile(r"^AC[0-9a-fA-F]{32}$")
+_MAX_URL = 2000
 
 
-def _printable(value: str) -> str:
+def _printable(value: str, limit: int = 64) -> str:
     """What PostgreSQL can store and a person can read: no NUL or control characters."""
-    return "".join(c for c in value if c.isprintable()).strip()[:64]
+    return "".join(c for c in value if c.isprintable()).strip()[:limit]
 
 
 def _sender_phone(raw: str) -> str:
@@ -92,18 +106,22 @@ def _sender_phone(raw: str) -> str:
 
 def _media(form: dict[str, str]) -> tuple[AttachmentData, ...]:
     count = form.get("NumMedia", "0")
-    found = int(count) if count.isascii() and count.isdigit() else 0
-    return tuple(
-        AttachmentData(
-            filename=None,
-            content_type=form.get(f"MediaContentType{i}") or "application/octet-stream",
-            size=0,
-            content=None,
-            url=form[f"MediaUrl{i}"],
-        )
-        for i in range(min(found, MAX_MEDIA))
-        if form.get(f"MediaUrl{i}")
-    )
+    found = int(count) if count.isascii() and count.isdigit() and len(count) <= 2 else 0
+    media = []
+    for i in range(min(found, MAX_MEDIA)):
+        url = _printable(form.get(f"MediaUrl{i}", ""), _MAX_URL)
+        if url.startswith("https://"):
+            kind = _printable(form.get(f"MediaContentType{i}", ""))
+            media.append(
+                AttachmentData(
+                    filename=None,
+                    content_type=kind or "application/octet-stream",
+                    size=0,
+                    content=None,
+                    url=url,
+                )
+            )
+    return tuple(media)
 
 
 async def inbound_sms(request: web.Request) -> web.Response:
@@ -118,6 +136,8 @@ async def inbound_sms(request: web.Request) -> web.Response:
     phone = _sender_phone(sender)
     body = form.get("Body", "").replace("\x00", "")
     word = keyword(body)
+    if word is Keyword.OPT_IN and not await sms_service.is_opted_out(conns.db, phone):
+        word = None  # "Yes" from a customer who never opted out is just a yes
     also = None
     if word in (Keyword.OPT_OUT, Keyword.OPT_IN):
         also = sms_service.record_keyword(
@@ -130,7 +150,8 @@ async def inbound_sms(request: web.Request) -> web.Response:
             external_id=message_sid,
             text=body,
             identities=(Identity(IdentityKind.PHONE, phone),),
-            automatic=word is not None,  # consent and help keywords are not work for agents
+            # consent keywords are not work for agents; a HELP is someone asking for it
+            automatic=word in (Keyword.OPT_OUT, Keyword.OPT_IN),
             attachments=_media(form),
             sms_number_id=number.id,
         ),
@@ -150,7 +171,15 @@ async def status_callback(request: web.Request) -> web.Response:
     status = form.get("MessageStatus") or form.get("SmsStatus")
     if not _SID.match(message_sid) or not status:
         raise ApiError(400, "invalid_webhook", "a MessageSid and a MessageStatus are required")
-    await sms_status.apply(request.app[CONNS], message_sid, status, form.get("ErrorCode"))
+    ours = whole_number(request.query.get("m", ""), low=1)
+    await sms_status.apply(
+        request.app[CONNS],
+        message_sid,
+        status,
+        form.get("ErrorCode"),
+        message_id=ours,
+        account_sid=number.account_sid,
+    )
     return web.Response(status=204)
 
 

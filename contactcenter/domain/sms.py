@@ -55,7 +55,7 @@ _KEYWORDS = {
         ("STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "TD", "退订"), Keyword.OPT_OUT
     ),
     **dict.fromkeys(("START", "UNSTOP", "YES"), Keyword.OPT_IN),
-    **dict.fromkeys(("HELP", "INFO"), Keyword.HELP),
+    **dict.fromkeys(("HELP",), Keyword.HELP),
 }
 _DECORATION = re.compile(r"[\s\.,!?;:。，！？；：]+")
 

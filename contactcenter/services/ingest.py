@@ -115,7 +115,9 @@ async def _ingest_in_transaction(
         contact_id = await _resolve_contact(conn, inbound)
         if inbound.channel is Channel.SMS:
             # texts have no threads: the customer's open SMS conversation goes on
-            conversation_id = await conversations.open_for_contact(conn, contact_id, Channel.SMS)
+            conversation_id = await conversations.open_for_contact(
+                conn, contact_id, Channel.SMS, inbound.sms_number_id
+            )
     if conversation_id is None:
         assert contact_id is not None
         conversation = await conversations.open_new(

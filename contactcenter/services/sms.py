@@ -9,6 +9,8 @@ import asyncpg
 
 from contactcenter.conns import Conns
 from contactcenter.db import Connection, Executor
+from contactcenter.domain.errors import Invalid
+from contactcenter.domain.identities import normalise_phone
 from contactcenter.domain.sms_numbers import SmsNumber
 from contactcenter.sealing import seal, unseal
 from contactcenter.services.ingest import IngestResult, InTransaction
@@ -38,16 +40,30 @@ async def sync_environment_number(db: Executor, settings: Settings) -> int | Non
     if not (settings.twilio_from_number or settings.twilio_messaging_service_sid):
         logger.error("TWILIO_FROM_NUMBER or TWILIO_MESSAGING_SERVICE_SID is needed to send SMS")
         return None
-    row = await sms.upsert_environment(
-        db,
-        {
-            "name": ENVIRONMENT_NUMBER,
-            "account_sid": settings.twilio_account_sid,
-            "auth_token": seal(settings.secret, settings.twilio_auth_token),
-            "from_number": settings.twilio_from_number,
-            "messaging_service_sid": settings.twilio_messaging_service_sid,
-        },
-    )
+    from_number = settings.twilio_from_number
+    if from_number:
+        try:
+            from_number = normalise_phone(from_number, settings.default_phone_region)
+        except Invalid:
+            logger.error("TWILIO_FROM_NUMBER is not a phone number; SMS is off")
+            return None
+    try:
+        row = await sms.upsert_environment(
+            db,
+            {
+                "name": ENVIRONMENT_NUMBER,
+                "account_sid": settings.twilio_account_sid,
+                "auth_token": seal(settings.secret, settings.twilio_auth_token),
+                "from_number": from_number,
+                "messaging_service_sid": settings.twilio_messaging_service_sid,
+            },
+        )
+    except asyncpg.UniqueViolationError:
+        logger.error(
+            "TWILIO_FROM_NUMBER is a number configured through the admin API; the "
+            "environment's number is not used"
+        )
+        return None
     return int(row["id"])
 
 

@@ -28,7 +28,15 @@ _STATUSES = {
 _FINAL_FAILURES = (MessageStatus.UNDELIVERED, MessageStatus.FAILED)
 
 
-async def apply(conns: Conns, message_sid: str, twilio_status: str, error_code: str | None) -> None:
+async def apply(
+    conns: Conns,
+    message_sid: str,
+    twilio_status: str,
+    error_code: str | None,
+    *,
+    message_id: int | None,
+    account_sid: str,
+) -> None:
     """Move the message forward to what Twilio reports; a late or repeated report (callbacks
     arrive out of order) changes nothing."""
     status = _STATUSES.get(twilio_status.lower())
@@ -36,7 +44,15 @@ async def apply(conns: Conns, message_sid: str, twilio_status: str, error_code: 
         logger.info("unknown SMS status ignored", extra={"status": twilio_status[:40]})
         return
     code = f"twilio_{error_code}" if error_code and error_code.isdigit() else None
-    row = await messages.advance_status(conns.db, Channel.SMS, message_sid, status, code)
+    row = await messages.advance_status(
+        conns.db,
+        Channel.SMS,
+        message_sid,
+        status,
+        code,
+        message_id=message_id,
+        account_sid=account_sid,
+    )
     if row is None:
         return
     conversation = await conversations.get(conns.db, row["conversation_id"])

@@ -35,6 +35,7 @@ GET = f"SELECT {COLUMNS} FROM conversations WHERE id = $1"
 OPEN_FOR_CONTACT = """
 SELECT id FROM conversations
 WHERE contact_id = $1 AND channel = $2 AND status IN ('open', 'pending', 'snoozed')
+  AND sms_number_id IS NOT DISTINCT FROM $3
 ORDER BY last_message_at DESC
 LIMIT 1
 """
@@ -184,8 +185,11 @@ async def open_new(
     return row
 
 
-async def open_for_contact(conn: Executor, contact_id: int, channel: str) -> int | None:
-    found = await conn.fetchval(OPEN_FOR_CONTACT, contact_id, channel)
+async def open_for_contact(
+    conn: Executor, contact_id: int, channel: str, sms_number_id: int | None
+) -> int | None:
+    """The contact's going conversation on that channel (and SMS number), if any."""
+    found = await conn.fetchval(OPEN_FOR_CONTACT, contact_id, channel, sms_number_id)
     return None if found is None else int(found)
 
 

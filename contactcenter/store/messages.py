@@ -285,10 +285,17 @@ async def queued_before(conn: Executor, before: datetime, limit: int) -> list[in
 # undelivered, failed), and the first final state stays
 _RANK = "CASE {0} WHEN 'queued' THEN 0 WHEN 'sent' THEN 1 ELSE 2 END"
 ADVANCE_STATUS = f"""
-UPDATE messages SET status = $3, error_code = coalesce($4, error_code)
-WHERE channel = $1 AND external_id = $2 AND direction = 'outbound'
-  AND {_RANK.format("status")} < {_RANK.format("$3::text")}
-RETURNING id, conversation_id, status, author_agent_id, body_text
+UPDATE messages m SET status = $3, error_code = coalesce($4, m.error_code)
+FROM conversations c
+JOIN sms_numbers n ON n.id = c.sms_number_id
+WHERE c.id = m.conversation_id AND n.account_sid = $6
+  AND m.channel = $1 AND m.direction = 'outbound'
+  -- by our id when the callback carries it (then the row lock makes a report that outran
+  -- the send's commit wait for it), else by the provider's
+  AND (m.id = $5 AND (m.external_id = $2 OR m.external_id IS NULL)
+       OR $5::bigint IS NULL AND m.external_id = $2)
+  AND {_RANK.format("m.status")} < {_RANK.format("$3::text")}
+RETURNING m.id, m.conversation_id, m.status, m.author_agent_id, m.body_text
 """
 
 # the same reply again on another channel (a failed SMS answered by e-mail), once
@@ -303,9 +310,18 @@ RETURNING id
 
 
 async def advance_status(
-    conn: Executor, channel: str, external_id: str, status: str, error_code: str | None
+    conn: Executor,
+    channel: str,
+    external_id: str,
+    status: str,
+    error_code: str | None,
+    *,
+    message_id: int | None,
+    account_sid: str,
 ) -> asyncpg.Record | None:
-    return await conn.fetchrow(ADVANCE_STATUS, channel, external_id, status, error_code)
+    return await conn.fetchrow(
+        ADVANCE_STATUS, channel, external_id, status, error_code, message_id, account_sid
+    )
 
 
 async def insert_fallback(
