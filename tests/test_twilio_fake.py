@@ -18,8 +18,8 @@ from twilio.http.response import Response as TwilioResponse
 from twilio.request_validator import RequestValidator
 from twilio.rest import Client
 
+from channels.sms.sender import RebasingHttpClient
 from tests.twilio_fake import (
-    RebasingHttpClient,
     TwilioFake,
     inbound_sms_form,
     post_signed,

@@ -36,7 +36,7 @@ socket) while signing the public URL, as behind a proxy or TLS terminator.
 Pointing the real twilio client at the fake. twilio 9 has no base-URL setting: every domain has
 its host baked in (ApiBase: Domain(twilio, "https://api.twilio.com")), and Client only edits
 the host for TWILIO_EDGE / TWILIO_REGION (api.<edge>.<region>.twilio.com). What does work is
-the `http_client` argument: `RebasingHttpClient(base=fake.url)` (a PROTOTYPE for the product)
+the `http_client` argument: the product's `channels.sms.sender.RebasingHttpClient(fake.url)`
 subclasses twilio.http.async_http_client.AsyncTwilioHttpClient and rewrites
 https://twilio.com and https://<anything>.twilio.com in `request()` to `base` (path and query
 kept), so
@@ -99,7 +99,6 @@ import asyncio
 import base64
 import binascii
 import hmac
-import logging
 import secrets
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
@@ -107,16 +106,15 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import format_datetime
 from typing import Any, Literal
-from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
 import phonenumbers
 import pytest
 from aiohttp import web
-from twilio.http.async_http_client import AsyncTwilioHttpClient
-from twilio.http.response import Response as TwilioResponse
 from twilio.request_validator import RequestValidator
 from twilio.rest import Client
+
+from channels.sms.sender import RebasingHttpClient
 
 LOCALHOST = "127.0.0.1"
 API_VERSION = "2010-04-01"
@@ -746,73 +744,6 @@ def inbound_sms_form(
 
 
 # ------------------------------------------------------------------------- the rebasing client
-
-
-def basic_authorization(login: str, password: str) -> str:
-    """An Authorization header value for HTTP Basic auth (what aiohttp.BasicAuth encoded)."""
-    return "Basic " + base64.b64encode(f"{login}:{password}".encode()).decode("ascii")
-
-
-class RebasingHttpClient(AsyncTwilioHttpClient):  # type: ignore[misc]
-    """PROTOTYPE for the product: twilio's async http client sending what it would send to
-    https://twilio.com or https://*.twilio.com to `base` instead (path and query kept; a path
-    in `base` is put in front). Retries stay off (no max_retries: twilio's would re-POST on any
-    5xx), and `timeout` is really applied to every call that brings none (twilio's own client
-    stores its timeout and never uses it); the credentials go as an Authorization header, not
-    as aiohttp.BasicAuth (deprecated in aiohttp 3.14: a DeprecationWarning on every send, an
-    error under filterwarnings=error). Build it inside a coroutine; `await close()` it."""
-
-    def __init__(
-        self,
-        base: str,
-        *,
-        timeout: float = 10.0,
-        logger: logging.Logger | None = None,
-        trace_configs: list[aiohttp.TraceConfig] | None = None,
-    ) -> None:
-        options: dict[str, Any] = {"timeout": timeout, "trace_configs": trace_configs}
-        if logger is not None:
-            options["logger"] = logger
-        parsed = urlsplit(base)
-        if parsed.scheme not in ("http", "https") or not parsed.netloc:
-            raise ValueError(f"not an http(s) base URL: {base!r}")  # before a session opens
-        super().__init__(**options)  # max_retries unset: a plain ClientSession, no RetryClient
-        self.base = base.rstrip("/")
-
-    def rebase(self, url: str) -> str:
-        """`url` with a Twilio host replaced by the base; any other URL unchanged."""
-        parts = urlsplit(url)
-        host = (parts.hostname or "").lower()
-        if parts.scheme != "https" or not (host == "twilio.com" or host.endswith(".twilio.com")):
-            return url
-        base = urlsplit(self.base)
-        return urlunsplit((base.scheme, base.netloc, base.path + parts.path, parts.query, ""))
-
-    async def request(
-        self,
-        method: str,
-        url: str,
-        params: dict[str, object] | None = None,
-        data: dict[str, object] | None = None,
-        headers: dict[str, str] | None = None,
-        auth: tuple[str, str] | None = None,
-        timeout: float | None = None,  # noqa: ASYNC109  (twilio's signature)
-        allow_redirects: bool = False,
-    ) -> TwilioResponse:
-        sent_headers = dict(headers or {})
-        if auth is not None:  # as a header: twilio's aiohttp.BasicAuth warns on aiohttp 3.14
-            sent_headers["Authorization"] = basic_authorization(*auth)
-        response: TwilioResponse = await super().request(
-            method,
-            self.rebase(url),
-            params=params,
-            data=data,
-            headers=sent_headers,
-            auth=None,
-            timeout=self.timeout if timeout is None else timeout,
-            allow_redirects=allow_redirects,
-        )
-        return response
 
 
 # ------------------------------------------------------------------------------------ fixtures

@@ -32,22 +32,28 @@ TWILIO_TIMEOUT_SECONDS = 30
 UNSUBSCRIBED = 21610
 
 
-class RebasedHttpClient(AsyncTwilioHttpClient):  # type: ignore[misc]
-    """twilio's async http client, sending to `base` what it would send to https://*.twilio.com.
+class RebasingHttpClient(AsyncTwilioHttpClient):  # type: ignore[misc]
+    """twilio's async http client, sending to `base` what it would send to https://twilio.com or
+    https://*.twilio.com (path and query kept; a path in `base` goes in front).
 
-    Also: its timeout is applied (twilio's stores it and never uses it), and the credentials go
-    as an Authorization header (aiohttp 3.14 deprecates the BasicAuth twilio passes)."""
+    Also: its timeout is applied to every call that brings none (twilio's stores it and never
+    uses it), and the credentials go as an Authorization header (aiohttp 3.14 deprecates the
+    BasicAuth twilio passes). Build it inside a coroutine; `await close()` it."""
 
-    def __init__(self, base: str) -> None:
-        super().__init__(timeout=TWILIO_TIMEOUT_SECONDS)  # max_retries unset: no retries
-        self._base = urlsplit(base.rstrip("/"))
+    def __init__(self, base: str, *, timeout: float = TWILIO_TIMEOUT_SECONDS) -> None:
+        parsed = urlsplit(base)
+        if parsed.scheme not in ("http", "https") or not parsed.netloc:
+            raise ValueError(f"not an http(s) base URL: {base!r}")  # before a session opens
+        super().__init__(timeout=timeout)  # max_retries unset: no retries
+        self.base = base.rstrip("/")
 
     def rebase(self, url: str) -> str:
+        """`url` with a Twilio host replaced by the base; any other URL unchanged."""
         parts = urlsplit(url)
         host = (parts.hostname or "").lower()
         if parts.scheme != "https" or not (host == "twilio.com" or host.endswith(".twilio.com")):
             return url
-        base = self._base
+        base = urlsplit(self.base)
         return urlunsplit((base.scheme, base.netloc, base.path + parts.path, parts.query, ""))
 
     async def request(
@@ -73,7 +79,7 @@ class RebasedHttpClient(AsyncTwilioHttpClient):  # type: ignore[misc]
             data=data,
             headers=sent_headers,
             auth=None,
-            timeout=TWILIO_TIMEOUT_SECONDS if timeout is None else timeout,
+            timeout=self.timeout if timeout is None else timeout,
             allow_redirects=allow_redirects,
         )
         return response
@@ -92,7 +98,7 @@ class SmsSender:
         except Invalid as refused:
             raise DeliveryFailed(refused.code, refused.message, permanent=True) from refused
         number = envelope.number
-        http = RebasedHttpClient(settings.twilio_api_base)
+        http = RebasingHttpClient(settings.twilio_api_base)
         client = Client(number.account_sid, number.auth_token, http_client=http)
         options: dict[str, Any] = {"to": envelope.to, "body": message.text}
         if number.messaging_service_sid:
