@@ -8,7 +8,6 @@ import asyncpg
 
 from contactcenter.conns import Conns
 from contactcenter.domain.email import conversation_token, reply_subject
-from contactcenter.domain.enums import IdentityKind
 from contactcenter.domain.mailboxes import Mailbox
 from contactcenter.domain.messages import DeliveryFailed
 from contactcenter.services import mailboxes
@@ -69,11 +68,10 @@ async def reply_envelope(conns: Conns, message_id: int) -> ReplyEnvelope:
 async def _recipient(conns: Conns, contact_id: int, thread: list[asyncpg.Record]) -> str | None:
     """Where the answer goes: where the customer's latest own mail asked (its Reply-To, or its
     From), and otherwise their address. A mail in the thread from anyone else never decides."""
+    theirs = await contacts.email_addresses(conns.db, contact_id)
     for earlier in reversed(thread):
         meta = earlier["email_meta"] or {}
         sender = meta.get("from")
-        if earlier["direction"] != "inbound" or not sender:
-            continue
-        if await contacts.has_identity(conns.db, contact_id, IdentityKind.EMAIL, sender):
+        if earlier["direction"] == "inbound" and sender in theirs:
             return str(meta.get("reply_to") or sender)
-    return await contacts.email_address(conns.db, contact_id)
+    return theirs[0] if theirs else None

@@ -21,8 +21,9 @@ class SmsEnvelope:
     segments: int
 
 
-async def check_reply(conn: Any, conversation: Any, text: str, max_segments: int) -> None:
-    """Refuse, at once and clearly, an SMS reply that could never be sent."""
+async def check_reply(conn: Any, conversation: Any, text: str, max_segments: int) -> str:
+    """Refuse, at once and clearly, an SMS reply that could never be sent; else the number
+    it goes to."""
     phone = await contacts.phone_number(conn, conversation["contact_id"])
     if phone is None:
         raise Invalid("the customer has no phone number", code="no_recipient")
@@ -31,22 +32,22 @@ async def check_reply(conn: Any, conversation: Any, text: str, max_segments: int
             "the customer opted out of SMS (they texted STOP): no SMS can be sent to them",
             code="recipient_opted_out",
         )
-    if segments(text) > max_segments:
+    cost = segments(text)
+    if cost > max_segments:
         raise Invalid(
-            f"the text would take {segments(text)} SMS segments; at most {max_segments}",
+            f"the text would take {cost} SMS segments; at most {max_segments}",
             code="too_many_segments",
-            details={"segments": segments(text), "max": max_segments},
+            details={"segments": cost, "max": max_segments},
         )
+    return phone
 
 
 async def envelope(conns: Conns, conversation_id: int, text: str) -> SmsEnvelope:
     """Raises Invalid (for the sender: a permanent failure) when it may not go."""
     conversation = await conversations.get(conns.db, conversation_id)
     assert conversation is not None
-    await check_reply(conns.db, conversation, text, conns.settings.sms_max_segments)
+    phone = await check_reply(conns.db, conversation, text, conns.settings.sms_max_segments)
     number = await sms_service.for_conversation(conns, conversation["sms_number_id"])
     if number is None:
         raise Invalid("no SMS number is configured", code="no_sms_number")
-    phone = await contacts.phone_number(conns.db, conversation["contact_id"])
-    assert phone is not None
     return SmsEnvelope(number=number, to=phone, segments=segments(text))

@@ -78,16 +78,21 @@ async def get_card(conn: Connection, contact_id: int) -> dict[str, Any] | None:
     return card
 
 
-# the address the contact last gave proof of
-EMAIL_ADDRESS = """
+# the addresses the contact gave proof of, the latest first
+EMAIL_ADDRESSES = """
 SELECT value FROM contact_identities WHERE contact_id = $1 AND kind = 'email'
-ORDER BY id DESC LIMIT 1
+ORDER BY id DESC
 """
 
 
+async def email_addresses(conn: Executor, contact_id: int) -> list[str]:
+    return [str(r["value"]) for r in await conn.fetch(EMAIL_ADDRESSES, contact_id)]
+
+
 async def email_address(conn: Executor, contact_id: int) -> str | None:
-    value = await conn.fetchval(EMAIL_ADDRESS, contact_id)
-    return None if value is None else str(value)
+    """The address the contact last gave proof of."""
+    found = await email_addresses(conn, contact_id)
+    return found[0] if found else None
 
 
 HAS_IDENTITY = """
