@@ -33,8 +33,15 @@ from tests.twilio_fake import twilio_client, twilio_fake  # noqa: F401  (fixture
 TABLES = (
     "attachments, messages, conversations, contact_identities, contacts, team_members, agents,"
     " teams, email_quarantine, imap_state, mailboxes, sms_consent_events, sms_consent,"
-    " sms_numbers"
+    " sms_numbers, tier_changes, routing_rules, business_hours, sla_policies"
 )
+RESET_TIERS = """
+UPDATE tiers SET (label, min_value, share_percent) = (d.label, d.min_value, d.share_percent)
+FROM (VALUES (1, 'platinum', 100000, 1), (2, 'gold', 20000, 4), (3, 'silver', 2000, 15),
+             (4, 'bronze', NULL, NULL)) AS d (rank, label, min_value, share_percent)
+WHERE tiers.rank = d.rank;
+UPDATE tier_settings SET method = 'shares', recomputed_at = NULL;
+"""
 TEST_SECRET = "test-secret-key-that-is-long-enough-0123456789"
 
 
@@ -101,6 +108,8 @@ async def clean_state(db: asyncpg.Pool, redis: ArqRedis) -> None:
         await conn.execute(f"TRUNCATE {TABLES} RESTART IDENTITY CASCADE")
         # the seed of migrations/0001_spine.sql
         await conn.execute("INSERT INTO teams (name, is_default) VALUES ('General', true)")
+        # the seeds of migrations/0004_routing.sql that tests may change
+        await conn.execute(RESET_TIERS)
     await redis.flushdb()
 
 

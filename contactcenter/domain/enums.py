@@ -53,3 +53,20 @@ class Presence(StrEnum):
     ONLINE = "online"
     AWAY = "away"
     OFFLINE = "offline"
+
+
+class TierMethod(StrEnum):
+    THRESHOLDS = "thresholds"
+    SHARES = "shares"
+
+
+class TierChangeReason(StrEnum):
+    RECOMPUTE = "recompute"
+    VALUE = "value"
+    PIN = "pin"
+    UNPIN = "unpin"
+
+
+class AssignStrategy(StrEnum):
+    LEAST_LOADED = "least_loaded"
+    ROUND_ROBIN = "round_robin"

@@ -1,22 +1,57 @@
 """Where a conversation goes: the routing decision, pure.
 
-Today a conversation keeps the team it has (a reopened one goes back to its team) or goes to
-the default team. Routing rules, tiers and SLA policies extend ``decide_route``.
+The matched rules say what they say (domain/rules.py); this combines it with what the
+conversation already has: a rule's team wins, else the team it was in (a reopened
+conversation goes back to its team), else the default team. Priority never drops on a
+re-route: the highest of the current one and the rules'.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from contactcenter.domain.rules import RulesOutcome
+
 
 @dataclass(frozen=True)
 class RouteDecision:
     team_id: int | None
+    # where the team came from: "rule", "current" or "default"
+    team_source: str
     priority: int
+    tier: int
+    sla_policy_id: int | None
+    tags: tuple[str, ...]
+    required_skills: tuple[str, ...]
+    complaint: bool
+    to_account_manager: bool
 
 
 def decide_route(
-    *, current_team_id: int | None, current_priority: int, default_team_id: int | None
+    outcome: RulesOutcome,
+    *,
+    tier: int,
+    current_team_id: int | None,
+    current_priority: int,
+    current_tags: tuple[str, ...] = (),
+    current_sla_policy_id: int | None = None,
+    default_team_id: int | None,
 ) -> RouteDecision:
-    team_id = current_team_id if current_team_id is not None else default_team_id
-    return RouteDecision(team_id=team_id, priority=current_priority)
+    team_id: int | None
+    if outcome.team_id is not None:
+        team_id, source = outcome.team_id, "rule"
+    elif current_team_id is not None:
+        team_id, source = current_team_id, "current"
+    else:
+        team_id, source = default_team_id, "default"
+    return RouteDecision(
+        team_id=team_id,
+        team_source=source,
+        priority=max(current_priority, outcome.priority or 0),
+        tier=tier,
+        sla_policy_id=outcome.sla_policy_id or current_sla_policy_id,
+        tags=tuple(dict.fromkeys((*current_tags, *outcome.tags))),
+        required_skills=outcome.skills,
+        complaint=outcome.complaint,
+        to_account_manager=outcome.to_account_manager,
+    )

@@ -17,6 +17,7 @@ from contactcenter import events, jobs
 from contactcenter.conns import Conns
 from contactcenter.domain.assignment import Assignment, plan_assignments
 from contactcenter.domain.routing import decide_route
+from contactcenter.domain.rules import RulesOutcome
 from contactcenter.store import agents, conversations, locks, messages, teams
 
 logger = logging.getLogger(__name__)
@@ -37,6 +38,8 @@ async def route_conversation(conns: Conns, conversation_id: int) -> int | None:
         if conversation is None or conversation["route_requested_at"] is None:
             return None  # routed already: a re-run, or a reconciler enqueue that came late
         decision = decide_route(
+            RulesOutcome(),
+            tier=4,
             current_team_id=conversation["team_id"],
             current_priority=conversation["priority"],
             default_team_id=await teams.default_team_id(conn),
