@@ -78,6 +78,9 @@ class Settings:
     reconcile_after_seconds: float = 3.0
     default_phone_region: str | None = None
 
+    # customer tiers: the hour (UTC) of the nightly recompute
+    tier_recompute_hour: int = 2
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if environ is None else environ
@@ -128,6 +131,9 @@ class Settings:
                 "RECONCILE_AFTER_SECONDS", defaults.reconcile_after_seconds
             ),
             default_phone_region=text("DEFAULT_PHONE_REGION"),
+            tier_recompute_hour=_hour(
+                "TIER_RECOMPUTE_HOUR", number("TIER_RECOMPUTE_HOUR", defaults.tier_recompute_hour)
+            ),
             imap_host=text("IMAP_HOST"),
             imap_port=number("IMAP_PORT", 0) or None,
             imap_security=_choice(
@@ -215,6 +221,12 @@ def _flag(name: str, value: str | None) -> bool:
     if value.lower() in ("0", "false", "no", "off"):
         return False
     raise SettingsError(f"{name} must be true or false, got {value!r}")
+
+
+def _hour(name: str, value: int) -> int:
+    if not 0 <= value <= 23:
+        raise SettingsError(f"{name} must be an hour from 0 to 23, got {value}")
+    return value
 
 
 def _choice(name: str, value: str | None, default: str, allowed: tuple[str, ...]) -> str:

@@ -109,7 +109,11 @@ ALTER TABLE teams
 ALTER TABLE agents
     ADD COLUMN skills text[] NOT NULL DEFAULT '{}',
     ADD COLUMN channel_capacity jsonb NOT NULL DEFAULT '{}',
+    -- when they last got work, as a strictly increasing number (round robin goes to the
+    -- smallest; ties of least-loaded too), so agents given work in one batch stay in order
+    ADD COLUMN served_seq bigint NOT NULL DEFAULT 0,
     ADD COLUMN updated_at timestamptz NOT NULL DEFAULT now();
+CREATE SEQUENCE agents_served_seq;
 
 CREATE TABLE routing_rules (
     id          bigserial PRIMARY KEY,
@@ -146,13 +150,12 @@ ALTER TABLE conversations
     -- why: the matched rules, the tier, the team, and the agent chosen and why
     ADD COLUMN routing jsonb NOT NULL DEFAULT '{}';
 
+UPDATE conversations SET team_since = waiting_since WHERE waiting_since IS NOT NULL;
+
 DROP INDEX conversations_queue;
 CREATE INDEX conversations_queue
     ON conversations (team_id, tier, priority DESC, sla_due_at, waiting_since, id)
     WHERE waiting_since IS NOT NULL;
--- the agent who last served a contact (stickiness to the last agent)
-CREATE INDEX conversations_contact_assignee ON conversations (contact_id, assigned_at DESC)
-    WHERE assignee_id IS NOT NULL;
 
 ALTER TABLE messages ADD COLUMN author_rule_id bigint REFERENCES routing_rules (id)
     ON DELETE SET NULL;

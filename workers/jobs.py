@@ -9,7 +9,8 @@ from arq import Retry
 
 from contactcenter import logs
 from contactcenter.conns import Conns
-from contactcenter.services import delivery, routing
+from contactcenter.services import assignment, delivery, routing, tiers
+from contactcenter.services import reconcile as reconciler
 
 logger = logging.getLogger(__name__)
 
@@ -32,7 +33,7 @@ async def route_conversation(ctx: dict[str, Any], conversation_id: int) -> int |
 
 
 async def assign_waiting(ctx: dict[str, Any], team_id: int) -> int:
-    return len(await routing.assign_waiting(_conns(ctx), team_id))
+    return len(await assignment.assign_waiting(_conns(ctx), team_id))
 
 
 async def send_message(ctx: dict[str, Any], message_id: int) -> str:
@@ -49,10 +50,19 @@ async def send_message(ctx: dict[str, Any], message_id: int) -> str:
 
 
 async def reconcile(ctx: dict[str, Any]) -> dict[str, int]:
-    report = await routing.reconcile(_conns(ctx))
+    report = await reconciler.reconcile(_conns(ctx))
     return {
         "routes_enqueued": report.routes_enqueued,
         "teams_filled": len(report.teams_filled),
         "woken": report.woken,
         "sends_enqueued": report.sends_enqueued,
+        "overflowed": report.overflowed,
     }
+
+
+async def recompute_tiers(ctx: dict[str, Any]) -> dict[str, Any] | None:
+    """The nightly tier recompute: checked often, runs once a day (see tiers.recompute_if_due)."""
+    report = await tiers.recompute_if_due(_conns(ctx))
+    if report is None:
+        return None
+    return {"examined": report.examined, "changed": report.changed, "ms": report.duration_ms}

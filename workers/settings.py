@@ -24,6 +24,11 @@ ROUTE_TIMEOUT = 15
 # above the SMTP client's own 30 s per step, so a send is never cut between its steps
 SEND_TIMEOUT = 120
 CRON_TIMEOUT = 30
+# the tier recompute is checked this often (it runs once a day, at TIER_RECOMPUTE_HOUR UTC,
+# or at the first check after it when no worker was up), and may take this long (a million
+# contacts take seconds; another worker's run is waited for)
+TIER_CHECK_MINUTES = set(range(0, 60, 10))
+TIER_RECOMPUTE_TIMEOUT = 600
 
 
 def worker_options(settings: Settings, *, clock: Clock = utc_now) -> dict[str, Any]:
@@ -63,7 +68,13 @@ def worker_options(settings: Settings, *, clock: Clock = utc_now) -> dict[str, A
                 second=set(range(0, 60, RECONCILE_EVERY_SECONDS)),
                 timeout=CRON_TIMEOUT,
                 run_at_startup=True,
-            )
+            ),
+            cron(
+                jobs.recompute_tiers,
+                minute=TIER_CHECK_MINUTES,
+                timeout=TIER_RECOMPUTE_TIMEOUT,
+                run_at_startup=True,
+            ),
         ],
         "redis_settings": redis_settings(settings.redis),
         "on_startup": startup,

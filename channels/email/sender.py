@@ -35,6 +35,9 @@ def build_mail(envelope: ReplyEnvelope, message: OutboundMessage) -> EmailMessag
         mail["In-Reply-To"] = envelope.in_reply_to
     if envelope.references:
         mail["References"] = " ".join(envelope.references)
+    if message.automatic:
+        # RFC 3834: other robots must not answer an auto-reply
+        mail["Auto-Submitted"] = "auto-replied"
     mail.set_content(message.text)
     mail.add_alternative(_as_html(message.text), subtype="html")
     return mail

@@ -12,7 +12,18 @@ from channels.email import webhook as email_webhook
 from channels.sms import webhook as sms_webhook
 from channels.web import api as web_channel
 from contactcenter import db
-from contactcenter.api import admin_channels, inbox, ops, realtime
+from contactcenter.api import (
+    admin_agents,
+    admin_business_hours,
+    admin_channels,
+    admin_routing_rules,
+    admin_teams,
+    admin_tiers,
+    contacts,
+    inbox,
+    ops,
+    realtime,
+)
 from contactcenter.api.keys import CONNS, HUB
 from contactcenter.api.middleware import error_envelope, request_context
 from contactcenter.api.realtime import RealtimeHub
@@ -66,6 +77,12 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> web.Application
     inbox.setup_routes(app)
     realtime.setup_routes(app)
     admin_channels.setup_routes(app)
+    admin_teams.setup_routes(app)
+    admin_agents.setup_routes(app)
+    admin_business_hours.setup_routes(app)
+    admin_routing_rules.setup_routes(app)
+    admin_tiers.setup_routes(app)
+    contacts.setup_routes(app)
     web_channel.setup_routes(app)
     email_webhook.setup_routes(app)
     sms_webhook.setup_routes(app)

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
 from aiohttp import web
-from pydantic import AwareDatetime
+from pydantic import AwareDatetime, Field
 
 from contactcenter.api.auth import require_agent
 from contactcenter.api.errors import ApiError
 from contactcenter.api.keys import CONNS
 from contactcenter.api.parsing import (
+    MAX_ID,
     Body,
     CleanStr,
     check_text,
@@ -21,7 +22,7 @@ from contactcenter.api.parsing import (
 )
 from contactcenter.api.serialize import decode_cursor, encode_cursor, jsonable
 from contactcenter.domain.enums import Channel, ConversationStatus, Presence
-from contactcenter.services import agents, inbox
+from contactcenter.services import agents, assignment, inbox
 
 VIEWS = ("mine", "team", "unassigned", "all")
 DEFAULT_LIMIT = 25
@@ -40,6 +41,11 @@ class NoteBody(Body):
 class StatusBody(Body):
     status: Literal["open", "pending", "snoozed", "resolved"]
     until: AwareDatetime | None = None
+
+
+class AssignBody(Body):
+    agent_id: Annotated[int, Field(ge=1, le=MAX_ID)] | None = None
+    team_id: Annotated[int, Field(ge=1, le=MAX_ID)] | None = None
 
 
 class PresenceBody(Body):
@@ -76,6 +82,11 @@ async def list_inbox(request: web.Request) -> web.Response:
     channel = request.query.get("channel")
     if channel is not None:
         _choice("channel", channel, tuple(Channel))
+    tiers = tuple(
+        int(_choice("tier", tier, ("1", "2", "3", "4")))
+        for tier in request.query.get("tier", "").split(",")
+        if tier
+    )
     cursor = request.query.get("cursor")
     items, next_cursor = await inbox.list_inbox(
         request.app[CONNS],
@@ -85,6 +96,7 @@ async def list_inbox(request: web.Request) -> web.Response:
         channel=channel,
         limit=_query_limit(request),
         after=decode_cursor(cursor) if cursor else None,
+        tiers=tiers,
     )
     return web.json_response({"items": jsonable(items), "next_cursor": encode_cursor(next_cursor)})
 
@@ -136,6 +148,28 @@ async def post_status(request: web.Request) -> web.Response:
     )
 
 
+async def post_assign(request: web.Request) -> web.Response:
+    agent = await require_agent(request)
+    conversation_id = path_id(request)
+    body = await read_json(request, AssignBody)
+    conversation = await assignment.transfer(
+        request.app[CONNS],
+        agent,
+        conversation_id,
+        assignment.Transfer(agent_id=body.agent_id, team_id=body.team_id),
+    )
+    return web.json_response(
+        jsonable(
+            {
+                "id": conversation["id"],
+                "team_id": conversation["team_id"],
+                "assignee_id": conversation["assignee_id"],
+                "routing": conversation["routing"],
+            }
+        )
+    )
+
+
 async def put_presence(request: web.Request) -> web.Response:
     agent = await require_agent(request)
     body = await read_json(request, PresenceBody)
@@ -149,4 +183,5 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_post("/v1/conversations/{id}/replies", post_reply)
     app.router.add_post("/v1/conversations/{id}/notes", post_note)
     app.router.add_post("/v1/conversations/{id}/status", post_status)
+    app.router.add_post("/v1/conversations/{id}/assign", post_assign)
     app.router.add_put("/v1/agents/me/presence", put_presence)

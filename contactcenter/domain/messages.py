@@ -50,6 +50,8 @@ class OutboundMessage:
     text: str
     author_name: str | None
     created_at: datetime
+    # sent by a rule, not a person (an auto-reply): e-mail marks it Auto-Submitted
+    automatic: bool = False
 
 
 class DeliveryFailed(Exception):

@@ -9,6 +9,8 @@ re-route: the highest of the current one and the rules'.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
 from contactcenter.domain.rules import RulesOutcome
 
@@ -55,3 +57,19 @@ def decide_route(
         complaint=outcome.complaint,
         to_account_manager=outcome.to_account_manager,
     )
+
+
+@dataclass(frozen=True)
+class Placement:
+    """How a routed conversation waits in its team's queue, and the explanation kept with it."""
+
+    now: datetime
+    required_skills: tuple[str, ...]
+    language: str | None
+    preferred_agent_id: int | None
+    preferred_until: datetime | None
+    explanation: dict[str, Any]
+
+
+def merge_skills(*groups: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(sorted({skill for group in groups for skill in group}))

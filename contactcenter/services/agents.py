@@ -8,13 +8,14 @@ from dataclasses import dataclass
 
 import asyncpg
 
-from contactcenter import events, jobs
+from contactcenter import events
 from contactcenter.conns import Conns
 from contactcenter.db import Pool
 from contactcenter.domain.agents import Agent
 from contactcenter.domain.enums import Presence, Role
 from contactcenter.domain.errors import Conflict, Invalid
 from contactcenter.domain.identities import normalise_email
+from contactcenter.services import assignment
 from contactcenter.store import agents, teams
 
 TOKEN_PREFIX = "cc_"
@@ -93,8 +94,8 @@ async def set_presence(conns: Conns, agent: Agent, presence: Presence) -> None:
     async with conns.db.acquire() as conn:
         await agents.set_presence(conn, agent.id, presence, conns.clock())
     if presence is Presence.ONLINE:
-        # an agent who comes online takes the longest-waiting work of their teams at once
-        await jobs.enqueue_assign_waiting(conns, list(agent.team_ids))
+        # an agent who comes online takes the work waiting for them at once
+        await assignment.fill_for_agent(conns, agent.id)
     for team_id in agent.team_ids:
         await events.publish_agent_event(
             conns,

@@ -125,6 +125,7 @@ async def _attempt(
                 text=row["body_text"],
                 author_name=row["author_name"],
                 created_at=row["created_at"],
+                automatic=row["is_automatic"],
             )
         )
     except DeliveryFailed as failure:

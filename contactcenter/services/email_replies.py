@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import asyncpg
 
 from contactcenter.conns import Conns
-from contactcenter.domain.email import conversation_token, reply_subject
+from contactcenter.domain.email import conversation_token, new_message_id, reply_subject
+from contactcenter.domain.enums import Channel
 from contactcenter.domain.mailboxes import Mailbox
 from contactcenter.domain.messages import DeliveryFailed
 from contactcenter.services import mailboxes
 from contactcenter.store import contacts, conversations, messages
+from contactcenter.store import mailboxes as mailbox_store
 
 # how many earlier Message-IDs a References header carries (the first and the latest ones)
 MAX_REFERENCES = 20
@@ -75,3 +78,15 @@ async def _recipient(conns: Conns, contact_id: int, thread: list[asyncpg.Record]
         if earlier["direction"] == "inbound" and sender in theirs:
             return str(meta.get("reply_to") or sender)
     return theirs[0] if theirs else None
+
+
+async def outbound_message_id(conn: Any, conversation: asyncpg.Record) -> str | None:
+    """A mail's Message-ID is ours to choose, and known before it is sent: replies to it and
+    bounces of it find this message by it."""
+    if conversation["channel"] != Channel.EMAIL:
+        return None
+    mailbox = None
+    if conversation["mailbox_id"] is not None:
+        mailbox = await mailbox_store.get(conn, conversation["mailbox_id"])
+    mailbox = mailbox or await mailbox_store.first_enabled(conn)
+    return new_message_id(mailbox["address"] if mailbox else "")

@@ -12,11 +12,10 @@ from contactcenter import events, jobs
 from contactcenter.conns import Conns
 from contactcenter.domain.agents import Agent
 from contactcenter.domain.conversations import check_status_change
-from contactcenter.domain.email import new_message_id
 from contactcenter.domain.enums import Channel, ConversationStatus
 from contactcenter.domain.errors import Invalid, NotFound
-from contactcenter.services import sms_outbound
-from contactcenter.store import agents, contacts, conversations, mailboxes, messages
+from contactcenter.services import assignment, email_replies, sms_outbound
+from contactcenter.store import contacts, conversations, messages
 from contactcenter.store.inbox import InboxCursor, InboxQuery, list_conversations
 
 logger = logging.getLogger(__name__)
@@ -39,6 +38,7 @@ async def list_inbox(
     channel: str | None,
     limit: int,
     after: InboxCursor | None,
+    tiers: tuple[int, ...] = (),
 ) -> tuple[list[dict[str, Any]], InboxCursor | None]:
     query = InboxQuery(
         viewer_id=agent.id,
@@ -49,6 +49,7 @@ async def list_inbox(
         channel=channel,
         limit=limit,
         after=after,
+        tiers=tiers,
     )
     return await list_conversations(conns.db, query)
 
@@ -104,23 +105,11 @@ async def reply(
             agent.id,
             text,
             conns.clock(),
-            external_id=await _outbound_id(conn, conversation),
+            external_id=await email_replies.outbound_message_id(conn, conversation),
         )
     await jobs.enqueue_send(conns, message["id"])
     await _announce_message(conns, conversation, message["id"], "outbound")
     return message
-
-
-async def _outbound_id(conn: Any, conversation: asyncpg.Record) -> str | None:
-    """A mail's Message-ID is ours to choose, and known before it is sent: replies to it and
-    bounces of it find this message by it."""
-    if conversation["channel"] != Channel.EMAIL:
-        return None
-    mailbox = None
-    if conversation["mailbox_id"] is not None:
-        mailbox = await mailboxes.get(conn, conversation["mailbox_id"])
-    mailbox = mailbox or await mailboxes.first_enabled(conn)
-    return new_message_id(mailbox["address"] if mailbox else "")
 
 
 async def add_note(conns: Conns, agent: Agent, conversation_id: int, text: str) -> asyncpg.Record:
@@ -170,8 +159,7 @@ async def change_status(
         await jobs.enqueue_route(conns, conversation_id, after["route_version"])
     if before["assignee_id"] is not None and status is ConversationStatus.RESOLVED:
         # a freed slot takes the next waiting conversation at once
-        freed_teams = await agents.team_ids(conns.db, before["assignee_id"])
-        await jobs.enqueue_assign_waiting(conns, freed_teams)
+        await assignment.fill_for_agent(conns, before["assignee_id"])
     await events.publish_agent_event(
         conns,
         "conversation.status_changed",

@@ -1,31 +1,32 @@
-"""Routing and assignment: the units of work behind the route, assign and reconcile jobs.
+"""Routing: the unit of work behind the route job.
 
-Lock order, everywhere a transaction assigns: the team's queue lock (advisory), then the team's
-online agents (row locks, id order), then the conversations at the head of the queue. Loads
-are counted under the agent's row lock, so two workers can never both fill an agent's last
-slot (invariant 4). Every function re-reads PostgreSQL and is safe to run twice (invariant 5).
+The conversation is locked; what rules may test is gathered (the customer's tier, tags and
+fields, the message, its language, the hour); the rules are evaluated; the decision puts the
+conversation in a team's queue with its tier, priority and the agent it prefers, and keeps the
+explanation with it. Then the team is filled at once. Safe to run twice: a conversation whose
+routing request is gone was routed already (invariant 5).
 """
 
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
-from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
+from string import Template
+
+import asyncpg
 
 from contactcenter import events, jobs
 from contactcenter.conns import Conns
-from contactcenter.domain.assignment import Assignment, plan_assignments
-from contactcenter.domain.routing import decide_route
-from contactcenter.domain.rules import RulesOutcome
-from contactcenter.store import agents, conversations, locks, messages, teams
+from contactcenter.db import Connection
+from contactcenter.domain.enums import Channel
+from contactcenter.domain.errors import Invalid
+from contactcenter.domain.language import detect_language
+from contactcenter.domain.routing import Placement, RouteDecision, decide_route, merge_skills
+from contactcenter.domain.rules import RoutingFacts, RulesOutcome
+from contactcenter.services import assignment, email_replies, routing_rules, sms_outbound
+from contactcenter.store import contacts, conversations, messages, teams
 
 logger = logging.getLogger(__name__)
-
-# how many conversations one assignment transaction takes at most
-ASSIGN_BATCH = 100
-# how much the reconciler takes on in one pass
-RECONCILE_BATCH = 1000
 
 
 async def route_conversation(conns: Conns, conversation_id: int) -> int | None:
@@ -33,29 +34,45 @@ async def route_conversation(conns: Conns, conversation_id: int) -> int | None:
 
     Returns the team it was queued in, or None when there was nothing to route.
     """
+    now = conns.clock()
     async with conns.db.acquire() as conn, conn.transaction():
         conversation = await conversations.get_for_update(conn, conversation_id)
         if conversation is None or conversation["route_requested_at"] is None:
             return None  # routed already: a re-run, or a reconciler enqueue that came late
+        contact = await contacts.routing_facts(conn, conversation["contact_id"])
+        assert contact is not None
+        facts = await _facts(conn, conversation, contact, now)
+        outcome = await routing_rules.evaluate_for(conn, facts)
         decision = decide_route(
-            RulesOutcome(),
-            tier=4,
+            outcome,
+            tier=contact["tier"],
             current_team_id=conversation["team_id"],
             current_priority=conversation["priority"],
+            current_tags=tuple(conversation["tags"]),
+            current_sla_policy_id=conversation["sla_policy_id"],
             default_team_id=await teams.default_team_id(conn),
         )
-        if decision.team_id is None:
+        team = None
+        if decision.team_id is not None:
+            team = await teams.routing_settings(conn, decision.team_id)
+        if team is None:
             # nowhere to go: the request stays, and the reconciler tries again until a team
             # can take it (a conversation never waits in a queue nobody serves)
             logger.warning("no team to route to", extra={"conversation_id": conversation_id})
             return None
-        await conversations.enqueue_in_team(
-            conn, conversation_id, decision.team_id, decision.priority, conns.clock()
-        )
+        placement = await _placement(conn, conversation, contact, facts, outcome, decision, team)
+        await conversations.enqueue_in_team(conn, conversation_id, decision, placement)
+        auto_reply_id = await _auto_reply(conn, conns, conversation, outcome, now)
     logger.info(
         "conversation queued",
-        extra={"conversation_id": conversation_id, "team_id": decision.team_id},
+        extra={
+            "conversation_id": conversation_id,
+            "team_id": decision.team_id,
+            "rules": [rule.id for rule in outcome.matched],
+        },
     )
+    if auto_reply_id is not None:
+        await jobs.enqueue_send(conns, auto_reply_id)
     # the team hears of its new work even before anyone is assigned
     await events.publish_agent_event(
         conns,
@@ -63,99 +80,133 @@ async def route_conversation(conns: Conns, conversation_id: int) -> int | None:
         conversation_id=conversation_id,
         team_id=decision.team_id,
         assignee_id=conversation["assignee_id"],
-        data={"priority": decision.priority},
+        data={"priority": decision.priority, "tier": decision.tier},
     )
-    await assign_waiting(conns, decision.team_id)
+    assert decision.team_id is not None
+    await assignment.assign_waiting(conns, decision.team_id)
     return decision.team_id
 
 
-async def assign_waiting(conns: Conns, team_id: int) -> list[Assignment]:
-    """Give the team's waiting conversations to its online agents with free slots."""
-    done: list[Assignment] = []
-    while True:
-        batch = await _assign_batch(conns, team_id)
-        done.extend(batch)
-        for assignment in batch:
-            await events.publish_agent_event(
-                conns,
-                "conversation.assigned",
-                conversation_id=assignment.conversation_id,
-                team_id=team_id,
-                assignee_id=assignment.agent_id,
+async def _facts(
+    conn: Connection, conversation: asyncpg.Record, contact: asyncpg.Record, now: datetime
+) -> RoutingFacts:
+    text = await messages.latest_inbound_text(conn, conversation["id"])
+    subject = conversation["subject"]
+    return RoutingFacts(
+        channel=conversation["channel"],
+        mailbox_id=conversation["mailbox_id"],
+        sms_number_id=conversation["sms_number_id"],
+        tier=contact["tier"],
+        contact_tags=tuple(contact["tags"]),
+        contact_fields=dict(contact["fields"]),
+        subject=subject,
+        text=text,
+        language=detect_language(f"{subject}\n{text}" if subject else text),
+        at=now,
+    )
+
+
+async def _placement(
+    conn: Connection,
+    conversation: asyncpg.Record,
+    contact: asyncpg.Record,
+    facts: RoutingFacts,
+    outcome: RulesOutcome,
+    decision: RouteDecision,
+    team: asyncpg.Record,
+) -> Placement:
+    preferred_id, why = await _preferred_agent(conn, conversation, contact, decision, team)
+    preferred_until = None
+    if preferred_id is not None and team["sticky_wait_seconds"] > 0:
+        preferred_until = facts.at + timedelta(seconds=team["sticky_wait_seconds"])
+    explanation = {
+        "routed_at": facts.at.isoformat(),
+        "tier": {
+            "rank": contact["tier"],
+            "label": contact["tier_label"],
+            "pinned": contact["tier_pinned"],
+        },
+        "rules": [{"id": rule.id, "name": rule.name} for rule in outcome.matched],
+        "team": {"id": team["id"], "name": team["name"], "source": decision.team_source},
+        "priority": decision.priority,
+        "sla_policy_id": decision.sla_policy_id,
+        "complaint": decision.complaint,
+        "language": facts.language,
+        "rule_skills": list(decision.required_skills),
+        "preferred": None
+        if preferred_id is None
+        else {
+            "agent_id": preferred_id,
+            "reason": why,
+            "until": preferred_until.isoformat() if preferred_until else None,
+        },
+    }
+    return Placement(
+        now=facts.at,
+        required_skills=merge_skills(tuple(team["skills"]), decision.required_skills),
+        language=facts.language,
+        preferred_agent_id=preferred_id,
+        preferred_until=preferred_until,
+        explanation=explanation,
+    )
+
+
+async def _preferred_agent(
+    conn: Connection,
+    conversation: asyncpg.Record,
+    contact: asyncpg.Record,
+    decision: RouteDecision,
+    team: asyncpg.Record,
+) -> tuple[int | None, str | None]:
+    """The agent this customer should see again: their account manager when a rule says so,
+    else (when the team keeps customers with their agent) whoever last answered them."""
+    if conversation["assignee_id"] is not None:
+        return None, None
+    if decision.to_account_manager and contact["account_manager_id"] is not None:
+        return contact["account_manager_id"], "account_manager"
+    if team["sticky_last_agent"]:
+        last = await messages.last_agent_for_contact(conn, conversation["contact_id"])
+        if last is not None:
+            return last, "last_agent"
+    return None, None
+
+
+async def _auto_reply(
+    conn: Connection,
+    conns: Conns,
+    conversation: asyncpg.Record,
+    outcome: RulesOutcome,
+    now: datetime,
+) -> int | None:
+    """A rule's auto-reply, once per conversation, on its channel; None when none is due."""
+    if outcome.auto_reply is None or conversation["auto_replied_at"] is not None:
+        return None
+    card = await contacts.get_card(conn, conversation["contact_id"])
+    name = (card or {}).get("name") or ""
+    text = Template(outcome.auto_reply).safe_substitute(name=name).strip()
+    if not text:
+        return None
+    if conversation["channel"] == Channel.SMS:
+        try:
+            await sms_outbound.check_reply(
+                conn, conversation, text, conns.settings.sms_max_segments
             )
-        if len(batch) < ASSIGN_BATCH:
-            return done
-
-
-async def _assign_batch(conns: Conns, team_id: int) -> list[Assignment]:
-    async with conns.db.acquire() as conn, conn.transaction():
-        await locks.team_queue(conn, team_id)
-        online = await agents.lock_online_with_loads(conn, team_id)
-        free = sum(agent.free_slots for agent in online)
-        if free == 0:
-            return []
-        waiting = await conversations.lock_queue_head(conn, team_id, min(free, ASSIGN_BATCH))
-        plan = plan_assignments(waiting, online)
-        now = conns.clock()
-        by_agent: dict[int, list[int]] = defaultdict(list)
-        for assignment in plan:
-            by_agent[assignment.agent_id].append(assignment.conversation_id)
-        for agent_id, conversation_ids in by_agent.items():
-            await conversations.assign(conn, conversation_ids, agent_id, now)
-            await agents.touch_assigned(conn, agent_id, now)
-    if plan:
-        logger.info("assigned", extra={"team_id": team_id, "count": len(plan)})
-    return plan
-
-
-@dataclass
-class ReconcileReport:
-    routes_enqueued: int = 0
-    teams_filled: list[int] = field(default_factory=list)
-    woken: int = 0
-    sends_enqueued: int = 0
-
-
-async def reconcile(conns: Conns) -> ReconcileReport:
-    """The backstop for lost jobs: whatever PostgreSQL says is due and still undone."""
-    report = ReconcileReport()
-    now = conns.clock()
-    stale = now - timedelta(seconds=conns.settings.reconcile_after_seconds)
-
-    woken = await conversations.wake_snoozed(conns.db, now)
-    report.woken = len(woken)
-    for row in woken:
-        await events.publish_agent_event(
-            conns,
-            "conversation.status_changed",
-            conversation_id=row["id"],
-            team_id=row["team_id"],
-            assignee_id=row["assignee_id"],
-            data={"status": row["status"]},
-        )
-
-    for row in await conversations.route_due(conns.db, stale, RECONCILE_BATCH):
-        # the same id as ingest used: while that job still waits in the queue this is a no-op
-        if await jobs.enqueue_route(conns, row["id"], row["route_version"]):
-            report.routes_enqueued += 1
-    for row in woken:
-        if row["route_requested_at"] is not None:
-            await jobs.enqueue_route(conns, row["id"], row["route_version"])
-
-    report.teams_filled = await conversations.teams_with_idle_capacity(conns.db)
-    await jobs.enqueue_assign_waiting(conns, report.teams_filled)
-
-    for message_id in await messages.queued_before(conns.db, stale, RECONCILE_BATCH):
-        if await jobs.enqueue_send(conns, message_id):
-            report.sends_enqueued += 1
-    if report.routes_enqueued or report.teams_filled or report.woken:
-        logger.info(
-            "reconciled",
-            extra={
-                "routes_enqueued": report.routes_enqueued,
-                "teams_filled": report.teams_filled,
-                "woken": report.woken,
-                "sends_enqueued": report.sends_enqueued,
-            },
-        )
-    return report
+        except Invalid as refused:
+            # an opted-out customer gets no automatic text; the agents still get the work
+            logger.info(
+                "auto-reply skipped",
+                extra={"conversation_id": conversation["id"], "code": refused.code},
+            )
+            return None
+    message = await messages.insert_outbound(
+        conn,
+        conversation["id"],
+        conversation["channel"],
+        None,
+        text,
+        now,
+        external_id=await email_replies.outbound_message_id(conn, conversation),
+        author_rule_id=outcome.auto_reply_rule_id,
+    )
+    await conversations.mark_auto_replied(conn, conversation["id"], now)
+    return int(message["id"])

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
+
+import asyncpg
 
 from contactcenter.db import Connection, Executor
 from contactcenter.domain.messages import Identity
@@ -32,8 +35,15 @@ FILL_NAME = """
 UPDATE contacts SET name = $2, updated_at = now() WHERE id = $1 AND name IS NULL
 """
 
+# value as text: numeric(16, 2) keeps its cents, and JSON numbers might not
 GET_CONTACT = """
-SELECT id, name, profile, created_at, updated_at FROM contacts WHERE id = $1
+SELECT c.id, c.name, c.profile, c.value::text AS value, c.tier, t.label AS tier_label,
+       c.pinned_tier IS NOT NULL AS pinned, c.tags, c.fields, c.account_manager_id,
+       a.name AS account_manager_name, c.created_at, c.updated_at
+FROM contacts c
+JOIN tiers t ON t.rank = c.tier
+LEFT JOIN agents a ON a.id = c.account_manager_id
+WHERE c.id = $1
 """
 
 LIST_IDENTITIES = """
@@ -70,10 +80,17 @@ async def fill_name(conn: Connection, contact_id: int, name: str) -> None:
 
 
 async def get_card(conn: Connection, contact_id: int) -> dict[str, Any] | None:
+    """The contact as agents see it: name, value (a decimal string), tier {rank, label},
+    pinned, tags, fields, account_manager {id, name} or None, and identities."""
     row = await conn.fetchrow(GET_CONTACT, contact_id)
     if row is None:
         return None
     card = dict(row)
+    card["tier"] = {"rank": card["tier"], "label": card.pop("tier_label")}
+    manager_id, manager_name = card.pop("account_manager_id"), card.pop("account_manager_name")
+    card["account_manager"] = (
+        None if manager_id is None else {"id": manager_id, "name": manager_name}
+    )
     card["identities"] = [dict(r) for r in await conn.fetch(LIST_IDENTITIES, contact_id)]
     return card
 
@@ -113,3 +130,70 @@ ORDER BY id DESC LIMIT 1
 async def phone_number(conn: Executor, contact_id: int) -> str | None:
     value = await conn.fetchval(PHONE_NUMBER, contact_id)
     return None if value is None else str(value)
+
+
+# what routing needs to know of the customer
+ROUTING_FACTS = """
+SELECT c.tier, t.label AS tier_label, c.pinned_tier IS NOT NULL AS tier_pinned, c.tags, c.fields,
+       c.account_manager_id
+FROM contacts c JOIN tiers t ON t.rank = c.tier
+WHERE c.id = $1
+"""
+
+
+async def routing_facts(conn: Executor, contact_id: int) -> asyncpg.Record | None:
+    return await conn.fetchrow(ROUTING_FACTS, contact_id)
+
+
+# what PATCH /v1/contacts/{id} may change besides the value (services/tiers.set_value's)
+LOCK_ATTRIBUTES = """
+SELECT id, name, tags, fields, account_manager_id FROM contacts WHERE id = $1 FOR NO KEY UPDATE
+"""
+SET_ATTRIBUTES = """
+UPDATE contacts
+SET name = CASE WHEN $2 THEN $3 ELSE name END,
+    tags = coalesce($4, tags),
+    fields = coalesce($5, fields),
+    account_manager_id = CASE WHEN $6 THEN $7 ELSE account_manager_id END,
+    updated_at = $8
+WHERE id = $1
+"""
+AGENT_EXISTS = "SELECT EXISTS (SELECT 1 FROM agents WHERE id = $1)"
+# who may see the contact's conversations (Agent.can_see decides)
+CONVERSATION_OWNERS = """
+SELECT DISTINCT team_id, assignee_id FROM conversations WHERE contact_id = $1
+"""
+
+
+async def lock_attributes(conn: Connection, contact_id: int) -> asyncpg.Record | None:
+    row: asyncpg.Record | None = await conn.fetchrow(LOCK_ATTRIBUTES, contact_id)
+    return row
+
+
+async def set_attributes(
+    conn: Connection, contact_id: int, changes: Mapping[str, Any], now: datetime
+) -> None:
+    """Set the attributes named in `changes` (name, tags, fields, account_manager_id)."""
+    await conn.execute(
+        SET_ATTRIBUTES,
+        contact_id,
+        "name" in changes,
+        changes.get("name"),
+        changes.get("tags"),
+        changes.get("fields"),
+        "account_manager_id" in changes,
+        changes.get("account_manager_id"),
+        now,
+    )
+
+
+async def agent_exists(conn: Executor, agent_id: int) -> bool:
+    return bool(await conn.fetchval(AGENT_EXISTS, agent_id))
+
+
+async def conversation_owners(
+    conn: Executor, contact_id: int
+) -> list[tuple[int | None, int | None]]:
+    """(team_id, assignee_id) of the contact's conversations, each pair once."""
+    rows = await conn.fetch(CONVERSATION_OWNERS, contact_id)
+    return [(r["team_id"], r["assignee_id"]) for r in rows]

@@ -9,15 +9,18 @@ import asyncpg
 
 from contactcenter.db import Connection, Executor
 from contactcenter.domain.agents import Agent
-from contactcenter.domain.assignment import WaitingConversation
-from contactcenter.domain.enums import ACTIVE_STATUSES
+from contactcenter.domain.assignment import AgentLoad, Assignment, WaitingConversation
+from contactcenter.domain.enums import ACTIVE_STATUSES, Channel
+from contactcenter.domain.routing import Placement, RouteDecision
 
 ACTIVE = [str(s) for s in ACTIVE_STATUSES]
 
 COLUMNS = """
 id, contact_id, channel, status, priority, team_id, assignee_id, subject, route_requested_at,
 route_version, waiting_since, assigned_at, snoozed_until, first_responded_at, resolved_at,
-last_message_at, created_at, updated_at, mailbox_id, sms_number_id
+last_message_at, created_at, updated_at, mailbox_id, sms_number_id, tier, is_complaint, tags,
+language, sla_policy_id, sla_due_at, required_skills, preferred_agent_id, preferred_until,
+team_since, auto_replied_at, routing
 """
 
 # a new conversation is due for routing; one that opens no work (an auto-reply nobody asked
@@ -66,7 +69,8 @@ RETURNING {COLUMNS}
 """
 
 # the route job's decision: the conversation joins its team's queue, in the place of the
-# moment the customer asked (when routing was requested), not of when the job happened to run
+# moment the customer asked (when routing was requested), not of when the job happened to run;
+# it counts as in the team since now unless it already waited there
 ENQUEUE_IN_TEAM = """
 UPDATE conversations SET
     team_id = $2,
@@ -74,25 +78,133 @@ UPDATE conversations SET
     route_requested_at = NULL,
     waiting_since = CASE WHEN assignee_id IS NULL AND status = 'open'
                          THEN coalesce(waiting_since, route_requested_at, $4) END,
+    team_since = CASE WHEN assignee_id IS NULL AND status = 'open'
+                      THEN CASE WHEN waiting_since IS NOT NULL AND team_id = $2
+                                THEN coalesce(team_since, $4) ELSE $4 END END,
+    tier = $5,
+    sla_policy_id = $6,
+    tags = $7,
+    required_skills = $8,
+    is_complaint = is_complaint OR $9,
+    language = $10,
+    preferred_agent_id = $11,
+    preferred_until = $12,
+    routing = $13,
     updated_at = $4
 WHERE id = $1
 """
 
-# the head of a team's queue, in the order domain.assignment.queue_order serves it (a row
-# another transaction changed meanwhile is re-checked by PostgreSQL and dropped if it no
-# longer waits)
-LOCK_QUEUE_HEAD = """
-SELECT id, priority, waiting_since FROM conversations
-WHERE team_id = $1 AND waiting_since IS NOT NULL AND assignee_id IS NULL AND status = 'open'
-ORDER BY priority DESC, waiting_since, id
+QUEUE_ORDER = "ORDER BY tier, priority DESC, sla_due_at, waiting_since, id"
+WAITING_IN_TEAM = (
+    "team_id = $1 AND waiting_since IS NOT NULL AND assignee_id IS NULL AND status = 'open'"
+)
+
+# the agents the head of the queue prefers (read without locks, to know whom to lock)
+PREFERRED_AT_HEAD = f"""
+SELECT DISTINCT preferred_agent_id FROM (
+    SELECT preferred_agent_id FROM conversations WHERE {WAITING_IN_TEAM} {QUEUE_ORDER} LIMIT $2
+) head
+WHERE preferred_agent_id IS NOT NULL
+"""
+
+# the head of a team's queue, in the order domain.assignment.queue_order serves it, without
+# what no locked agent could take: skills none of them has, channels none has room for, a wait
+# for an agent who is not among them (a row another transaction changed meanwhile is
+# re-checked by PostgreSQL and dropped if it no longer waits)
+LOCK_QUEUE_HEAD = f"""
+SELECT id, priority, waiting_since, tier, channel, sla_due_at, required_skills,
+       preferred_agent_id, preferred_until
+FROM conversations
+WHERE {WAITING_IN_TEAM}
+  AND required_skills <@ $3::text[]
+  AND channel = ANY($4::text[])
+  AND (preferred_until IS NULL OR preferred_until <= $5 OR preferred_agent_id = ANY($6::bigint[]))
+{QUEUE_ORDER}
 LIMIT $2
 FOR NO KEY UPDATE
 """
 
+# the plan, written with why each agent was chosen
 ASSIGN = """
+UPDATE conversations c SET
+    assignee_id = p.agent_id,
+    assigned_at = $2::timestamptz,
+    waiting_since = NULL,
+    preferred_until = NULL,
+    updated_at = $2::timestamptz,
+    routing = c.routing || jsonb_build_object('assignment', jsonb_build_object(
+        'agent_id', p.agent_id,
+        'reason', CASE WHEN p.reason = 'preferred'
+                       THEN coalesce(c.routing #>> '{preferred,reason}', 'preferred')
+                       ELSE p.reason END,
+        'load_before', p.load,
+        'capacity', p.capacity,
+        'at', $2::timestamptz))
+FROM unnest($1::bigint[], $3::bigint[], $4::text[], $5::int[], $6::int[])
+     AS p (conversation_id, agent_id, reason, load, capacity)
+WHERE c.id = p.conversation_id
+"""
+
+# waiting conversations past their team's overflow wait move on to the overflow team, keeping
+# their place in line (waiting_since); the skills they need become the new team's and the
+# rules'
+OVERFLOW_DUE = """
+WITH due AS (
+    SELECT c.id, c.team_id AS from_team, t.overflow_team_id AS to_team
+    FROM conversations c JOIN teams t ON t.id = c.team_id
+    WHERE c.waiting_since IS NOT NULL AND c.assignee_id IS NULL AND c.status = 'open'
+      AND t.overflow_team_id IS NOT NULL
+      AND c.team_since <= $1::timestamptz - make_interval(secs => t.overflow_after_seconds)
+    ORDER BY c.team_since
+    LIMIT $2
+    FOR NO KEY UPDATE OF c SKIP LOCKED
+)
+UPDATE conversations c SET
+    team_id = due.to_team,
+    team_since = $1::timestamptz,
+    updated_at = $1::timestamptz,
+    required_skills = ARRAY(
+        SELECT DISTINCT skill FROM unnest(
+            nt.skills || ARRAY(SELECT jsonb_array_elements_text(
+                coalesce(c.routing -> 'rule_skills', '[]'::jsonb)))) AS skill
+        ORDER BY skill),
+    routing = jsonb_set(c.routing, '{overflows}',
+        coalesce(c.routing -> 'overflows', '[]'::jsonb) || jsonb_build_array(jsonb_build_object(
+            'from_team_id', due.from_team, 'to_team_id', due.to_team, 'at', $1::timestamptz)))
+FROM due JOIN teams nt ON nt.id = due.to_team
+WHERE c.id = due.id
+RETURNING c.id, c.team_id, due.from_team, c.assignee_id
+"""
+
+# a person's decision: to an agent, or into a team's queue (at its back: waiting from now)
+TRANSFER = f"""
 UPDATE conversations SET
-    assignee_id = $2, assigned_at = $3, waiting_since = NULL, updated_at = $3
-WHERE id = ANY($1::bigint[])
+    team_id = $2,
+    assignee_id = $3,
+    assigned_at = CASE WHEN $3::bigint IS NOT NULL THEN $6::timestamptz END,
+    waiting_since = CASE WHEN $3::bigint IS NULL THEN $6::timestamptz END,
+    team_since = CASE WHEN $3::bigint IS NULL THEN $6::timestamptz END,
+    required_skills = $4,
+    preferred_until = NULL,
+    route_requested_at = NULL,
+    updated_at = $6,
+    routing = jsonb_set(
+        routing || CASE WHEN $3::bigint IS NULL THEN '{{}}'::jsonb
+                   ELSE jsonb_build_object('assignment', jsonb_build_object(
+                       'agent_id', $3::bigint, 'reason', 'transfer', 'by', $5::bigint,
+                       'at', $6::timestamptz)) END,
+        '{{transfers}}',
+        coalesce(routing -> 'transfers', '[]'::jsonb) || jsonb_build_array(jsonb_build_object(
+            'by', $5::bigint, 'from_team_id', team_id, 'from_agent_id', assignee_id,
+            'to_team_id', $2::bigint, 'to_agent_id', $3::bigint, 'at', $6::timestamptz)))
+WHERE id = $1
+RETURNING {COLUMNS}
+"""
+
+MARK_AUTO_REPLIED = "UPDATE conversations SET auto_replied_at = $2 WHERE id = $1"
+
+HELD_BY = """
+SELECT EXISTS (SELECT 1 FROM conversations WHERE id = $1 AND assignee_id = $2)
 """
 
 ROUTE_DUE = """
@@ -102,14 +214,33 @@ ORDER BY route_requested_at
 LIMIT $2
 """
 
-# teams where someone waits while an online member has a free slot
+# teams where someone waits while an agent who may take it has a free slot: an online member
+# (once no wait for a preferred agent holds it back), or the online agent it prefers
 TEAMS_WITH_IDLE_CAPACITY = """
-SELECT DISTINCT w.team_id FROM conversations w
-JOIN team_members tm ON tm.team_id = w.team_id
-JOIN agents a ON a.id = tm.agent_id AND a.presence = 'online'
+WITH free_agents AS (
+    SELECT a.id FROM agents a
+    WHERE a.presence = 'online'
+      AND a.capacity > (SELECT count(*) FROM conversations c
+                        WHERE c.assignee_id = a.id AND c.status = ANY($1::text[]))
+)
+SELECT DISTINCT tm.team_id FROM team_members tm JOIN free_agents f ON f.id = tm.agent_id
+WHERE EXISTS (SELECT 1 FROM conversations w
+              WHERE w.team_id = tm.team_id AND w.waiting_since IS NOT NULL
+                AND w.assignee_id IS NULL AND w.status = 'open'
+                AND (w.preferred_until IS NULL OR w.preferred_until <= $2))
+UNION
+SELECT DISTINCT w.team_id FROM conversations w JOIN free_agents f ON f.id = w.preferred_agent_id
 WHERE w.waiting_since IS NOT NULL AND w.assignee_id IS NULL AND w.status = 'open'
-  AND a.capacity > (SELECT count(*) FROM conversations c
-                    WHERE c.assignee_id = a.id AND c.status = ANY($1::text[]))
+"""
+
+# the teams whose queues an agent could take from: their own, and those where conversations
+# wait for them
+TEAMS_FOR_AGENT = """
+SELECT team_id FROM team_members WHERE agent_id = $1
+UNION
+SELECT DISTINCT team_id FROM conversations
+WHERE preferred_agent_id = $1 AND waiting_since IS NOT NULL AND assignee_id IS NULL
+  AND status = 'open'
 """
 
 # a woken conversation nobody holds is routed again
@@ -209,28 +340,91 @@ async def touch_inbound(
 
 
 async def enqueue_in_team(
-    conn: Connection, conversation_id: int, team_id: int | None, priority: int, now: datetime
+    conn: Connection, conversation_id: int, decision: RouteDecision, placed: Placement
 ) -> None:
-    await conn.execute(ENQUEUE_IN_TEAM, conversation_id, team_id, priority, now)
+    """Put the conversation in its team's queue as routing decided."""
+    await conn.execute(
+        ENQUEUE_IN_TEAM,
+        conversation_id,
+        decision.team_id,
+        decision.priority,
+        placed.now,
+        decision.tier,
+        decision.sla_policy_id,
+        list(decision.tags),
+        list(placed.required_skills),
+        decision.complaint,
+        placed.language,
+        placed.preferred_agent_id,
+        placed.preferred_until,
+        placed.explanation,
+    )
 
 
-async def lock_queue_head(conn: Connection, team_id: int, limit: int) -> list[WaitingConversation]:
-    rows = await conn.fetch(LOCK_QUEUE_HEAD, team_id, limit)
-    return [WaitingConversation(r["id"], r["priority"], r["waiting_since"]) for r in rows]
+async def preferred_at_head(conn: Connection, team_id: int, limit: int) -> list[int]:
+    return [r["preferred_agent_id"] for r in await conn.fetch(PREFERRED_AT_HEAD, team_id, limit)]
 
 
-async def assign(
-    conn: Connection, conversation_ids: list[int], agent_id: int, now: datetime
-) -> None:
-    await conn.execute(ASSIGN, conversation_ids, agent_id, now)
+async def lock_queue_head(
+    conn: Connection, team_id: int, limit: int, candidates: list[AgentLoad], now: datetime
+) -> list[WaitingConversation]:
+    """The head of the queue that these agents could serve, locked."""
+    candidates = [agent for agent in candidates if agent.free_slots > 0]
+    skills = sorted({skill for agent in candidates for skill in agent.skills})
+    channels = [
+        str(channel)
+        for channel in Channel
+        if any(
+            agent.channel_capacity.get(channel) is None
+            or agent.channel_load.get(channel, 0) < agent.channel_capacity[channel]
+            for agent in candidates
+        )
+    ]
+    rows = await conn.fetch(
+        LOCK_QUEUE_HEAD, team_id, limit, skills, channels, now, [a.id for a in candidates]
+    )
+    return [
+        WaitingConversation(
+            r["id"],
+            r["priority"],
+            r["waiting_since"],
+            tier=r["tier"],
+            channel=r["channel"],
+            sla_due_at=r["sla_due_at"],
+            required_skills=frozenset(r["required_skills"]),
+            preferred_agent_id=r["preferred_agent_id"],
+            preferred_until=r["preferred_until"],
+        )
+        for r in rows
+    ]
+
+
+async def assign(conn: Connection, plan: list[Assignment], now: datetime) -> None:
+    await conn.execute(
+        ASSIGN,
+        [a.conversation_id for a in plan],
+        now,
+        [a.agent_id for a in plan],
+        [a.reason for a in plan],
+        [a.load for a in plan],
+        [a.capacity for a in plan],
+    )
+
+
+async def overflow_due(conn: Executor, now: datetime, limit: int) -> list[asyncpg.Record]:
+    return list(await conn.fetch(OVERFLOW_DUE, now, limit))
+
+
+async def teams_for_agent(conn: Executor, agent_id: int) -> list[int]:
+    return [r["team_id"] for r in await conn.fetch(TEAMS_FOR_AGENT, agent_id)]
 
 
 async def route_due(conn: Executor, before: datetime, limit: int) -> list[asyncpg.Record]:
     return list(await conn.fetch(ROUTE_DUE, before, limit))
 
 
-async def teams_with_idle_capacity(conn: Executor) -> list[int]:
-    return [r["team_id"] for r in await conn.fetch(TEAMS_WITH_IDLE_CAPACITY, ACTIVE)]
+async def teams_with_idle_capacity(conn: Executor, now: datetime) -> list[int]:
+    return [r["team_id"] for r in await conn.fetch(TEAMS_WITH_IDLE_CAPACITY, ACTIVE, now)]
 
 
 async def wake_snoozed(conn: Executor, now: datetime) -> list[asyncpg.Record]:
@@ -265,3 +459,28 @@ async def past_for_contact(
         list(viewer.team_ids),
     )
     return [dict(r) for r in rows]
+
+
+async def transfer(
+    conn: Connection,
+    conversation_id: int,
+    *,
+    team_id: int,
+    agent_id: int | None,
+    required_skills: list[str],
+    by: int,
+    now: datetime,
+) -> asyncpg.Record:
+    row = await conn.fetchrow(
+        TRANSFER, conversation_id, team_id, agent_id, required_skills, by, now
+    )
+    assert row is not None
+    return row
+
+
+async def held_by(conn: Executor, conversation_id: int, agent_id: int) -> bool:
+    return bool(await conn.fetchval(HELD_BY, conversation_id, agent_id))
+
+
+async def mark_auto_replied(conn: Connection, conversation_id: int, now: datetime) -> None:
+    await conn.execute(MARK_AUTO_REPLIED, conversation_id, now)

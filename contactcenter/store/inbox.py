@@ -14,7 +14,7 @@ from contactcenter.db import Pool
 SELECT = """
 SELECT c.id, c.status, c.channel, c.priority, c.team_id, c.assignee_id, c.subject,
        c.waiting_since, c.assigned_at, c.snoozed_until, c.last_message_at, c.created_at,
-       c.contact_id, ct.name AS contact_name,
+       c.contact_id, ct.name AS contact_name, c.tier, c.is_complaint, c.tags,
        (SELECT left(m.body_text, 140) FROM messages m
         WHERE m.conversation_id = c.id AND NOT m.is_note
         ORDER BY m.id DESC LIMIT 1) AS preview
@@ -43,6 +43,7 @@ class InboxQuery:
     channel: str | None
     limit: int
     after: InboxCursor | None
+    tiers: tuple[int, ...] = ()
 
 
 def build(query: InboxQuery) -> tuple[str, list[Any]]:
@@ -67,6 +68,8 @@ def build(query: InboxQuery) -> tuple[str, list[Any]]:
     where.append(f"c.status = ANY({param(list(query.statuses))}::text[])")
     if query.channel is not None:
         where.append(f"c.channel = {param(query.channel)}")
+    if query.tiers:
+        where.append(f"c.tier = ANY({param(list(query.tiers))}::smallint[])")
     if query.after is not None:
         p, t, i = param(query.after.priority), param(query.after.created_at), param(query.after.id)
         where.append(

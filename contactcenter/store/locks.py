@@ -16,6 +16,8 @@ from contactcenter.db import Connection
 _EXTERNAL_ID = 1001
 _IDENTITY = 1002
 _TEAM_QUEUE = 1003
+_TIERS = 1010
+_ROUTING_RULES = 1004
 
 
 async def external_id(conn: Connection, channel: str, external_id: str) -> None:
@@ -38,3 +40,20 @@ async def identities(conn: Connection, keys: set[str]) -> None:
 async def team_queue(conn: Connection, team_id: int) -> None:
     """One assignment at a time per team queue."""
     await conn.execute("SELECT pg_advisory_xact_lock($1, $2)", _TEAM_QUEUE, team_id)
+
+
+async def routing_rules(conn: Connection) -> None:
+    """One change to the routing rules at a time: their positions stay a dense 1..n."""
+    await conn.execute("SELECT pg_advisory_xact_lock($1, 0)", _ROUTING_RULES)
+
+
+async def tier_rules(conn: Connection, *, wait_seconds: float | None = None) -> None:
+    """A tier recompute, or a change of the tier rules, runs alone: a second recompute waits
+    and then finds nothing to change, and no contact's value or pin changes under it."""
+    await conn.execute("SELECT pg_advisory_xact_lock($1, 0)", _TIERS, timeout=wait_seconds)
+
+
+async def tier_change(conn: Connection) -> None:
+    """One contact's tier changes (its value, a pin): many at once, never during a recompute.
+    Take it before locking any contact row, or a recompute waiting for that row deadlocks."""
+    await conn.execute("SELECT pg_advisory_xact_lock_shared($1, 0)", _TIERS)

@@ -45,6 +45,25 @@ ORDER BY given.position
 LIMIT 1
 """
 
+# the text a routing rule reads: the customer's latest message in the conversation
+LATEST_INBOUND_TEXT = """
+SELECT body_text FROM messages
+WHERE conversation_id = $1 AND direction = 'inbound' AND NOT is_automatic
+ORDER BY id DESC
+LIMIT 1
+"""
+
+# the agent who last served the customer: the author of the latest reply sent to them, on
+# any channel
+LAST_AGENT_FOR_CONTACT = """
+SELECT m.author_agent_id FROM conversations c
+JOIN messages m ON m.conversation_id = c.id
+WHERE c.contact_id = $1 AND m.direction = 'outbound' AND NOT m.is_note
+  AND m.author_agent_id IS NOT NULL
+ORDER BY m.id DESC
+LIMIT 1
+"""
+
 GET_FOR_EMAIL = "SELECT id, conversation_id, external_id FROM messages WHERE id = $1"
 
 # a bounce answers one of our mails: it was not delivered after all
@@ -67,14 +86,16 @@ ORDER BY m.id
 
 INSERT_OUTBOUND = f"""
 INSERT INTO messages AS m (conversation_id, direction, is_note, channel, author_agent_id,
-                           body_text, status, sent_at, created_at, external_id)
-VALUES ($1, 'outbound', $2, $3, $4, $5, $6, CASE WHEN $2 THEN $7::timestamptz END, $7, $8)
+                           body_text, status, sent_at, created_at, external_id, is_automatic,
+                           author_rule_id)
+VALUES ($1, 'outbound', $2, $3, $4, $5, $6, CASE WHEN $2 THEN $7::timestamptz END, $7, $8, $9,
+        $10)
 RETURNING {COLUMNS}
 """
 
 GET_FOR_SEND = """
 SELECT m.id, m.conversation_id, m.channel, m.body_text, m.status, m.is_note, m.created_at,
-       c.contact_id, c.team_id, c.assignee_id, a.name AS author_name
+       m.is_automatic, c.contact_id, c.team_id, c.assignee_id, a.name AS author_name
 FROM messages m
 JOIN conversations c ON c.id = m.conversation_id
 LEFT JOIN agents a ON a.id = m.author_agent_id
@@ -218,13 +239,15 @@ async def insert_outbound(
     conn: Connection,
     conversation_id: int,
     channel: str,
-    author_agent_id: int,
+    author_agent_id: int | None,
     text: str,
     now: datetime,
     *,
     is_note: bool = False,
     external_id: str | None = None,
+    author_rule_id: int | None = None,
 ) -> asyncpg.Record:
+    """An agent's reply or note, or (author_rule_id) a rule's auto-reply, sent as automatic."""
     status = "sent" if is_note else "queued"  # a note is never delivered anywhere
     row = await conn.fetchrow(
         INSERT_OUTBOUND,
@@ -236,6 +259,8 @@ async def insert_outbound(
         status,
         now,
         external_id,
+        author_rule_id is not None,
+        author_rule_id,
     )
     assert row is not None
     return row
@@ -329,3 +354,12 @@ async def insert_fallback(
 ) -> int | None:
     found = await conn.fetchval(INSERT_FALLBACK, message_id, channel, external_id, now)
     return None if found is None else int(found)
+
+
+async def latest_inbound_text(conn: Executor, conversation_id: int) -> str:
+    return str(await conn.fetchval(LATEST_INBOUND_TEXT, conversation_id) or "")
+
+
+async def last_agent_for_contact(conn: Executor, contact_id: int) -> int | None:
+    value = await conn.fetchval(LAST_AGENT_FOR_CONTACT, contact_id)
+    return None if value is None else int(value)

@@ -1,0 +1,113 @@
+"""/v1/admin/agents: agents, their capacity (in total and per channel), skills and teams
+(admins write, supervisors read). A new agent's token is in the creation answer only; it is
+stored as a hash, and no answer ever carries the hash."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import asyncpg
+from aiohttp import web
+from pydantic import Field, model_validator
+
+from contactcenter.api.admin_teams import Id, Name, Skills
+from contactcenter.api.auth import require_agent
+from contactcenter.api.errors import ApiError
+from contactcenter.api.keys import CONNS
+from contactcenter.api.parsing import Body, CleanStr, path_id, read_json, whole_number
+from contactcenter.api.serialize import jsonable
+from contactcenter.domain.enums import Role
+from contactcenter.services import teams as service
+from contactcenter.store import agents
+
+READERS = (Role.SUPERVISOR, Role.ADMIN)
+WRITERS = (Role.ADMIN,)
+NOT_NULL = ("name", "role", "capacity", "channel_capacity", "skills", "team_ids")
+MAX_TEAMS = 1000
+DEFAULT_PAGE = 50
+MAX_PAGE = 200
+
+Capacity = Annotated[int, Field(ge=0, le=100)]
+
+
+class ChannelCapacity(Body):
+    """At most this many conversations of a channel at once; a channel left out (or null) is
+    bounded by the total capacity only. Above the total is allowed: the total still bounds."""
+
+    email: Capacity | None = None
+    sms: Capacity | None = None
+    web: Capacity | None = None
+
+
+class AgentPatch(Body):
+    name: Name | None = None
+    role: Role | None = None
+    capacity: Capacity | None = None
+    # replaces the whole map
+    channel_capacity: ChannelCapacity | None = None
+    skills: Skills | None = None
+    team_ids: Annotated[list[Id], Field(max_length=MAX_TEAMS)] | None = None
+
+    @model_validator(mode="after")
+    def _no_null_where_a_value_is_needed(self) -> AgentPatch:
+        for name in NOT_NULL:
+            if name in self.model_fields_set and getattr(self, name) is None:
+                raise ValueError(f"{name} cannot be null (leave it out to keep it)")
+        return self
+
+
+class AgentBody(AgentPatch):
+    name: Name
+    email: Annotated[CleanStr, Field(max_length=320)]
+    role: Role
+
+
+def _view(row: asyncpg.Record) -> dict[str, Any]:
+    return dict(jsonable(dict(row)))
+
+
+async def list_agents(request: web.Request) -> web.Response:
+    await require_agent(request, roles=READERS)
+    limit = whole_number(request.query.get("limit", str(DEFAULT_PAGE)), low=1, high=MAX_PAGE)
+    if limit is None:
+        raise ApiError(422, "invalid_query", f"limit is 1 to {MAX_PAGE}")
+    # the cursor is the last id of the previous page
+    after = whole_number(request.query.get("cursor", "0"))
+    if after is None:
+        raise ApiError(400, "invalid_cursor", "the cursor is not one this server gave")
+    rows = await agents.page_views(request.app[CONNS].db, after, limit + 1)
+    page = rows[:limit]
+    next_cursor = str(page[-1]["id"]) if len(rows) > limit else None
+    return web.json_response({"items": [_view(r) for r in page], "next_cursor": next_cursor})
+
+
+async def create_agent(request: web.Request) -> web.Response:
+    await require_agent(request, roles=WRITERS)
+    body = await read_json(request, AgentBody)
+    created = await service.create_agent(request.app[CONNS], body.model_dump(exclude_unset=True))
+    return web.json_response({**_view(created.view), "token": created.token}, status=201)
+
+
+async def get_agent(request: web.Request) -> web.Response:
+    await require_agent(request, roles=READERS)
+    row = await agents.view(request.app[CONNS].db, path_id(request))
+    if row is None:
+        raise ApiError(404, "agent_not_found", "no such agent")
+    return web.json_response(_view(row))
+
+
+async def update_agent(request: web.Request) -> web.Response:
+    await require_agent(request, roles=WRITERS)
+    agent_id = path_id(request)
+    body = await read_json(request, AgentPatch)
+    row = await service.update_agent(
+        request.app[CONNS], agent_id, body.model_dump(exclude_unset=True)
+    )
+    return web.json_response(_view(row))
+
+
+def setup_routes(app: web.Application) -> None:
+    app.router.add_get("/v1/admin/agents", list_agents)
+    app.router.add_post("/v1/admin/agents", create_agent)
+    app.router.add_get("/v1/admin/agents/{id}", get_agent)
+    app.router.add_patch("/v1/admin/agents/{id}", update_agent)

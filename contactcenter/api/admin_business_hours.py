@@ -1,0 +1,156 @@
+"""/v1/admin/business-hours: the calendars routing rules (and SLA targets) count time by
+(admins write, supervisors read)."""
+
+from __future__ import annotations
+
+import re
+from datetime import date, datetime
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo
+
+import asyncpg
+from aiohttp import web
+from pydantic import AfterValidator, Field, model_validator
+
+from contactcenter.api.auth import require_agent
+from contactcenter.api.errors import ApiError
+from contactcenter.api.keys import CONNS
+from contactcenter.api.parsing import Body, CleanStr, path_id, read_json
+from contactcenter.api.serialize import jsonable
+from contactcenter.domain.business_hours import MAX_DATES
+from contactcenter.domain.enums import Role
+from contactcenter.services import business_hours as service
+from contactcenter.store import business_hours
+
+READERS = (Role.SUPERVISOR, Role.ADMIN)
+WRITERS = (Role.ADMIN,)
+# columns that hold a value always: null is refused, leave the field out to keep it
+NOT_NULL = ("name", "timezone", "weekly", "closed_dates", "open_dates", "is_default")
+
+
+def _name(value: str) -> str:
+    value = value.strip()
+    if not value or any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
+        raise ValueError("must be one line of text, not blank")
+    return value
+
+
+Name = Annotated[CleanStr, Field(max_length=100), AfterValidator(_name)]
+# checked in the domain, which says what is wrong with a code (invalid_timezone ...)
+Text = Annotated[CleanStr, Field(max_length=100)]
+Dates = Annotated[list[date], Field(max_length=MAX_DATES * 3)]
+
+
+class BusinessHoursPatch(Body):
+    name: Name | None = None
+    timezone: Text | None = None
+    # {"mon": [["09:00", "12:00"], ["13:00", "18:00"]], ...}; a missing weekday is closed
+    weekly: dict[str, Any] | None = None
+    country: Text | None = None
+    subdivision: Text | None = None
+    closed_dates: Dates | None = None
+    open_dates: Dates | None = None
+    is_default: bool | None = None
+
+    @model_validator(mode="after")
+    def _no_null_where_a_value_is_needed(self) -> BusinessHoursPatch:
+        for name in NOT_NULL:
+            if name in self.model_fields_set and getattr(self, name) is None:
+                raise ValueError(f"{name} cannot be null (leave it out to keep it)")
+        return self
+
+
+class BusinessHoursBody(BusinessHoursPatch):
+    name: Name
+    timezone: Text
+    weekly: dict[str, Any]
+
+
+def _view(row: asyncpg.Record) -> dict[str, Any]:
+    view = dict(row)
+    for name in ("closed_dates", "open_dates"):
+        view[name] = [day.isoformat() for day in row[name]]
+    return dict(jsonable(view))
+
+
+async def list_calendars(request: web.Request) -> web.Response:
+    await require_agent(request, roles=READERS)
+    rows = await business_hours.list_all(request.app[CONNS].db)
+    return web.json_response({"items": [_view(r) for r in rows], "next_cursor": None})
+
+
+async def create_calendar(request: web.Request) -> web.Response:
+    await require_agent(request, roles=WRITERS)
+    body = await read_json(request, BusinessHoursBody)
+    row = await service.create(request.app[CONNS], body.model_dump(exclude_unset=True))
+    return web.json_response(_view(row), status=201)
+
+
+async def get_calendar(request: web.Request) -> web.Response:
+    await require_agent(request, roles=READERS)
+    row = await business_hours.get(request.app[CONNS].db, path_id(request))
+    if row is None:
+        raise ApiError(404, "business_hours_not_found", "no such business-hours calendar")
+    return web.json_response(_view(row))
+
+
+async def update_calendar(request: web.Request) -> web.Response:
+    await require_agent(request, roles=WRITERS)
+    calendar_id = path_id(request)
+    body = await read_json(request, BusinessHoursPatch)
+    row = await service.update(request.app[CONNS], calendar_id, body.model_dump(exclude_unset=True))
+    return web.json_response(_view(row))
+
+
+async def delete_calendar(request: web.Request) -> web.Response:
+    await require_agent(request, roles=WRITERS)
+    await service.delete(request.app[CONNS], path_id(request))
+    return web.Response(status=204)
+
+
+# a "+08:00" offset sent unencoded in a query string arrives as " 08:00"
+_PLUS_AS_SPACE = re.compile(r" ([0-9]{2}:?[0-9]{2})$")
+
+
+def _instant(raw: str | None, now: datetime) -> datetime:
+    if raw is None:
+        return now
+    try:
+        at = datetime.fromisoformat(_PLUS_AS_SPACE.sub(r"+\1", raw.strip()))
+    except ValueError:
+        at = None
+    if at is None or at.tzinfo is None or at.utcoffset() is None:
+        raise ApiError(
+            422, "invalid_query", "at is an RFC 3339 time with an offset: 2026-10-01T09:30:00+08:00"
+        )
+    return at
+
+
+async def open_at(request: web.Request) -> web.Response:
+    """Whether a calendar is open at `at` (default: now): a check for admins."""
+    await require_agent(request, roles=READERS)
+    calendar_id = path_id(request)
+    conns = request.app[CONNS]
+    at = _instant(request.query.get("at"), conns.clock())
+    try:
+        calendar, answer = await service.open_at(conns, calendar_id, at)
+        local = at.astimezone(ZoneInfo(calendar.timezone))
+    except OverflowError:  # an instant at the edge of the calendar, e.g. year 9999
+        raise ApiError(422, "invalid_query", "at is out of range") from None
+    return web.json_response(
+        {
+            "open": answer,
+            "at": at.isoformat(),
+            "local_time": local.isoformat(),
+            "timezone": calendar.timezone,
+        }
+    )
+
+
+def setup_routes(app: web.Application) -> None:
+    app.router.add_get("/v1/admin/business-hours", list_calendars)
+    app.router.add_post("/v1/admin/business-hours", create_calendar)
+    app.router.add_get("/v1/admin/business-hours/{id}", get_calendar)
+    app.router.add_patch("/v1/admin/business-hours/{id}", update_calendar)
+    app.router.add_delete("/v1/admin/business-hours/{id}", delete_calendar)
+    app.router.add_get("/v1/admin/business-hours/{id}/open", open_at)

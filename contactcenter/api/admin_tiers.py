@@ -1,0 +1,175 @@
+"""/v1/admin/tiers and a contact's tier: the customer pyramid's labels and rule, the recompute,
+pins and the history of a contact's tier (admins write, supervisors read).
+
+Decimals (min_value, share_percent) are sent as JSON numbers or strings and come back as
+strings, so nothing is lost to floating point.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Annotated, Any
+
+import asyncpg
+from aiohttp import web
+from pydantic import Field, StrictFloat, StrictInt, StrictStr
+
+from contactcenter.api.auth import require_agent
+from contactcenter.api.errors import ApiError
+from contactcenter.api.keys import CONNS
+from contactcenter.api.parsing import Body, CleanStr, path_id, read_json, whole_number
+from contactcenter.api.serialize import jsonable
+from contactcenter.domain.enums import Role, TierMethod
+from contactcenter.domain.tiers import Tier, TierConfig, format_share, parse_share, parse_value
+from contactcenter.services import tiers
+
+READERS = (Role.SUPERVISOR, Role.ADMIN)
+WRITERS = (Role.ADMIN,)
+MAX_ID = 2**63 - 1
+HISTORY_PAGE = 50
+HISTORY_PAGE_MAX = 200
+
+Number = StrictInt | StrictFloat | StrictStr
+
+
+class TierBody(Body):
+    rank: StrictInt
+    # trimmed here; the rules on labels (1 to 40 characters, unique) are domain.tiers'
+    label: Annotated[CleanStr, Field(max_length=1000)]
+    min_value: Number | None = None
+    share_percent: Number | None = None
+
+
+class TiersBody(Body):
+    method: TierMethod
+    tiers: Annotated[list[TierBody], Field(max_length=10)]
+
+
+class PinBody(Body):
+    # required: a tier pins, null unpins
+    tier: Annotated[StrictInt, Field(ge=1, le=4)] | None
+    note: Annotated[CleanStr, Field(max_length=500)] | None = None
+
+
+def _money(value: Decimal | None) -> str | None:
+    return None if value is None else f"{value:f}"
+
+
+def _config_view(config: TierConfig, recomputed_at: datetime | None) -> dict[str, Any]:
+    return {
+        "method": str(config.method),
+        "tiers": [
+            {
+                "rank": t.rank,
+                "label": t.label,
+                "min_value": _money(t.min_value),
+                "share_percent": format_share(t.share_percent),
+            }
+            for t in config.tiers
+        ],
+        "recomputed_at": jsonable(recomputed_at),
+    }
+
+
+def _tier_of(index: int, body: TierBody) -> Tier:
+    where = f"tiers.{index}"
+    return Tier(
+        rank=body.rank,
+        label=body.label.strip(),
+        min_value=None
+        if body.min_value is None
+        else parse_value(body.min_value, code="invalid_min_value", name=f"{where}.min_value"),
+        share_percent=None
+        if body.share_percent is None
+        else parse_share(body.share_percent, name=f"{where}.share_percent"),
+    )
+
+
+def _config_of(body: TiersBody) -> TierConfig:
+    return TierConfig(body.method, tuple(_tier_of(i, t) for i, t in enumerate(body.tiers)))
+
+
+async def get_tiers(request: web.Request) -> web.Response:
+    await require_agent(request, roles=READERS)
+    config, recomputed_at = await tiers.load_config(request.app[CONNS])
+    return web.json_response(_config_view(config, recomputed_at))
+
+
+async def put_tiers(request: web.Request) -> web.Response:
+    await require_agent(request, roles=WRITERS)
+    body = await read_json(request, TiersBody)
+    conns = request.app[CONNS]
+    await tiers.save_config(conns, _config_of(body))
+    config, recomputed_at = await tiers.load_config(conns)
+    return web.json_response(_config_view(config, recomputed_at))
+
+
+async def recompute(request: web.Request) -> web.Response:
+    """Recompute every contact's tier now (seconds for a million contacts)."""
+    await require_agent(request, roles=WRITERS)
+    report = await tiers.recompute(request.app[CONNS])
+    return web.json_response(
+        {
+            "method": str(report.method),
+            "examined": report.examined,
+            "changed": report.changed,
+            "duration_ms": report.duration_ms,
+            "recomputed_at": jsonable(report.recomputed_at),
+            # the value that opened each tier in this run (by shares, found from the ranking)
+            "bounds": [
+                {"rank": rank, "min_value": _money(bound)}
+                for rank, bound in enumerate(report.bounds, start=1)
+            ],
+        }
+    )
+
+
+async def pin_tier(request: web.Request) -> web.Response:
+    admin = await require_agent(request, roles=WRITERS)
+    contact_id = path_id(request)
+    body = await read_json(request, PinBody)
+    note = (body.note or "").strip() or None
+    result = await tiers.pin(request.app[CONNS], admin.id, contact_id, body.tier, note)
+    return web.json_response(
+        {
+            "contact_id": result.contact_id,
+            "tier": result.tier,
+            "computed_tier": result.computed_tier,
+            "pinned_tier": result.pinned_tier,
+            "changed": result.changed,
+        }
+    )
+
+
+def _history_item(row: asyncpg.Record) -> dict[str, Any]:
+    item = dict(row)
+    changed_by, name = item.pop("changed_by"), item.pop("changed_by_name")
+    item["changed_by"] = None if changed_by is None else {"id": changed_by, "name": name}
+    return dict(jsonable(item))
+
+
+async def tier_history(request: web.Request) -> web.Response:
+    await require_agent(request, roles=READERS)
+    contact_id = path_id(request)
+    limit = whole_number(
+        request.query.get("limit", str(HISTORY_PAGE)), low=1, high=HISTORY_PAGE_MAX
+    )
+    if limit is None:
+        raise ApiError(422, "invalid_query", f"limit is 1 to {HISTORY_PAGE_MAX}")
+    before = whole_number(request.query.get("cursor", str(MAX_ID)), low=1)
+    if before is None:
+        raise ApiError(400, "invalid_cursor", "the cursor is not one this server gave")
+    rows = await tiers.history(request.app[CONNS], contact_id, before, limit)
+    next_cursor = str(rows[-1]["id"]) if len(rows) == limit else None
+    return web.json_response(
+        {"items": [_history_item(r) for r in rows], "next_cursor": next_cursor}
+    )
+
+
+def setup_routes(app: web.Application) -> None:
+    app.router.add_get("/v1/admin/tiers", get_tiers)
+    app.router.add_put("/v1/admin/tiers", put_tiers)
+    app.router.add_post("/v1/admin/tiers/recompute", recompute)
+    app.router.add_put("/v1/admin/contacts/{id}/tier", pin_tier)
+    app.router.add_get("/v1/admin/contacts/{id}/tier-history", tier_history)

@@ -1,0 +1,95 @@
+"""/v1/contacts/{id}: the contact card, and what supervisors and admins change on it.
+
+PATCH takes any of name, value, tags, fields and account_manager_id. The value is a decimal
+(a JSON number or a string, up to 14 digits before the point and 2 after) and comes back as a
+string; tags replace the contact's tags; fields are merged key by key (null removes a key).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from aiohttp import web
+from pydantic import (
+    AfterValidator,
+    Field,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    StringConstraints,
+    model_validator,
+)
+
+from contactcenter.api.auth import require_agent
+from contactcenter.api.keys import CONNS
+from contactcenter.api.parsing import MAX_ID, Body, CleanStr, path_id, read_json
+from contactcenter.api.serialize import jsonable
+from contactcenter.domain.contacts import check_fields, normalise_tags
+from contactcenter.domain.enums import Role
+from contactcenter.domain.tiers import parse_value
+from contactcenter.services import contacts
+from contactcenter.services.contacts import ContactChanges
+
+EDITORS = (Role.SUPERVISOR, Role.ADMIN)
+# attributes that always hold something: null is refused (send [] or {} to empty them)
+NOT_NULL = ("value", "tags", "fields")
+
+
+def _one_line(value: str) -> str:
+    if not value.isprintable():
+        raise ValueError("must be one line without control characters")
+    return value
+
+
+Name = Annotated[
+    CleanStr,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
+    AfterValidator(_one_line),
+]
+
+
+class ContactPatch(Body):
+    name: Name | None = None
+    value: StrictInt | StrictFloat | StrictStr | None = None
+    # checked and normalised by domain.contacts (codes invalid_tag, too_many_tags ...)
+    tags: Annotated[list[StrictStr], Field(max_length=500)] | None = None
+    fields: dict[str, Any] | None = None
+    account_manager_id: Annotated[StrictInt, Field(ge=1, le=MAX_ID)] | None = None
+
+    @model_validator(mode="after")
+    def _no_null_where_a_value_is_needed(self) -> ContactPatch:
+        for name in NOT_NULL:
+            if name in self.model_fields_set and getattr(self, name) is None:
+                raise ValueError(f"{name} cannot be null (leave it out to keep it)")
+        return self
+
+
+def _changes(body: ContactPatch) -> ContactChanges:
+    """Everything checked before anything is written (domain errors carry their codes)."""
+    return ContactChanges(
+        given=frozenset(body.model_fields_set),
+        name=body.name,
+        value=None if body.value is None else parse_value(body.value),
+        tags=None if body.tags is None else normalise_tags(body.tags),
+        fields={} if body.fields is None else check_fields(body.fields),
+        account_manager_id=body.account_manager_id,
+    )
+
+
+async def get_contact(request: web.Request) -> web.Response:
+    agent = await require_agent(request)
+    card = await contacts.card(request.app[CONNS], agent, path_id(request))
+    return web.json_response(jsonable(card))
+
+
+async def patch_contact(request: web.Request) -> web.Response:
+    await require_agent(request, roles=EDITORS)
+    contact_id = path_id(request)
+    changes = _changes(await read_json(request, ContactPatch))
+    card = await contacts.update(request.app[CONNS], contact_id, changes)
+    return web.json_response(jsonable(card))
+
+
+def setup_routes(app: web.Application) -> None:
+    app.router.add_get("/v1/contacts/{id}", get_contact)
+    app.router.add_patch("/v1/contacts/{id}", patch_contact)

@@ -1,0 +1,88 @@
+"""The reconciler: the backstop for lost jobs, and the clock of waiting conversations.
+
+Whatever PostgreSQL says is due and still undone is done again (invariant 3): routing whose
+job was lost, replies still queued, snoozed conversations whose time has come, teams where
+someone waits while an agent has room, and conversations that waited past their team's
+overflow time.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from contactcenter import events, jobs
+from contactcenter.conns import Conns
+from contactcenter.store import conversations, messages
+
+logger = logging.getLogger(__name__)
+
+# how much the reconciler takes on in one pass
+RECONCILE_BATCH = 1000
+
+
+@dataclass
+class ReconcileReport:
+    routes_enqueued: int = 0
+    teams_filled: list[int] = field(default_factory=list)
+    woken: int = 0
+    sends_enqueued: int = 0
+    overflowed: int = 0
+
+
+async def reconcile(conns: Conns) -> ReconcileReport:
+    report = ReconcileReport()
+    now = conns.clock()
+    stale = now - timedelta(seconds=conns.settings.reconcile_after_seconds)
+
+    woken = await conversations.wake_snoozed(conns.db, now)
+    report.woken = len(woken)
+    for row in woken:
+        await events.publish_agent_event(
+            conns,
+            "conversation.status_changed",
+            conversation_id=row["id"],
+            team_id=row["team_id"],
+            assignee_id=row["assignee_id"],
+            data={"status": row["status"]},
+        )
+
+    for row in await conversations.route_due(conns.db, stale, RECONCILE_BATCH):
+        # the same id as ingest used: while that job still waits in the queue this is a no-op
+        if await jobs.enqueue_route(conns, row["id"], row["route_version"]):
+            report.routes_enqueued += 1
+    for row in woken:
+        if row["route_requested_at"] is not None:
+            await jobs.enqueue_route(conns, row["id"], row["route_version"])
+
+    overflowed = await conversations.overflow_due(conns.db, now, RECONCILE_BATCH)
+    report.overflowed = len(overflowed)
+    for row in overflowed:
+        await events.publish_agent_event(
+            conns,
+            "conversation.overflowed",
+            conversation_id=row["id"],
+            team_id=row["team_id"],
+            assignee_id=None,
+            data={"from_team_id": row["from_team"]},
+        )
+
+    report.teams_filled = await conversations.teams_with_idle_capacity(conns.db, now)
+    await jobs.enqueue_assign_waiting(conns, report.teams_filled)
+
+    for message_id in await messages.queued_before(conns.db, stale, RECONCILE_BATCH):
+        if await jobs.enqueue_send(conns, message_id):
+            report.sends_enqueued += 1
+    if report.routes_enqueued or report.woken or report.overflowed or report.sends_enqueued:
+        logger.info(
+            "reconciled",
+            extra={
+                "routes_enqueued": report.routes_enqueued,
+                "teams_filled": report.teams_filled,
+                "woken": report.woken,
+                "overflowed": report.overflowed,
+                "sends_enqueued": report.sends_enqueued,
+            },
+        )
+    return report

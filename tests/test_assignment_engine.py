@@ -1,0 +1,366 @@
+"""The assignment engine against real PostgreSQL: tiers first, skills, per-channel capacity,
+strategies, stickiness and overflow with a controlled clock, transfers, and explanations."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import asyncpg
+from aiohttp.test_utils import TestClient
+
+from contactcenter.conns import Conns
+from contactcenter.domain.enums import Channel, IdentityKind, Presence
+from contactcenter.domain.messages import Identity, InboundMessage
+from contactcenter.services import assignment, reconcile, routing
+from contactcenter.services.ingest import ingest
+from contactcenter.settings import Settings
+from contactcenter.store import agents as agents_store
+from tests.helpers import bearer, eventually, make_agent, make_worker, new_client_id, stop_worker
+
+RunJobs = Callable[..., Awaitable[int]]
+T0 = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
+
+
+@dataclass
+class Clock:
+    now: datetime = T0
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+async def customer_writes(
+    conns: Conns, text: str = "hello", *, tier: int = 4, contact_id: int | None = None
+) -> tuple[int, int]:
+    """A web message from a new customer of `tier` (or from `contact_id`).
+
+    Returns (conversation id, contact id)."""
+    identity = Identity(IdentityKind.WEB, new_client_id())
+    if contact_id is not None:
+        await conns.db.execute(
+            "INSERT INTO contact_identities (contact_id, kind, value) VALUES ($1, 'web', $2)",
+            contact_id,
+            identity.value,
+        )
+    result = await ingest(
+        conns,
+        InboundMessage(
+            channel=Channel.WEB,
+            external_id=f"new:{new_client_id()}",
+            text=text,
+            identities=(identity,),
+        ),
+    )
+    if contact_id is None:
+        await set_tier(conns.db, result.contact_id, tier)
+    return result.conversation_id, result.contact_id
+
+
+async def set_tier(db: asyncpg.Pool, contact_id: int, tier: int) -> None:
+    await db.execute(
+        "UPDATE contacts SET computed_tier = $2, tier = $2 WHERE id = $1", contact_id, tier
+    )
+
+
+async def team(db: asyncpg.Pool, name: str, **settings: Any) -> int:
+    team_id = int(await db.fetchval("INSERT INTO teams (name) VALUES ($1) RETURNING id", name))
+    for column, value in settings.items():
+        # column names come from this file only
+        await db.execute(f"UPDATE teams SET {column} = $2 WHERE id = $1", team_id, value)
+    return team_id
+
+
+async def set_agent(db: asyncpg.Pool, agent_id: int, **settings: Any) -> None:
+    for column, value in settings.items():
+        await db.execute(f"UPDATE agents SET {column} = $2 WHERE id = $1", agent_id, value)
+
+
+async def assignee(db: asyncpg.Pool, conversation_id: int) -> int | None:
+    value = await db.fetchval(
+        "SELECT assignee_id FROM conversations WHERE id = $1", conversation_id
+    )
+    return None if value is None else int(value)
+
+
+async def loads(db: asyncpg.Pool) -> dict[int, int]:
+    rows = await db.fetch(
+        """
+        SELECT a.id, count(c.id) AS load FROM agents a
+        LEFT JOIN conversations c ON c.assignee_id = a.id
+                                 AND c.status IN ('open', 'pending', 'snoozed')
+        GROUP BY a.id
+        """
+    )
+    return {r["id"]: r["load"] for r in rows}
+
+
+def clocked(conns: Conns, clock: Clock) -> Conns:
+    return replace(conns, clock=clock)
+
+
+async def route_all(conns: Conns, conversation_ids: list[int]) -> None:
+    for conversation_id in conversation_ids:
+        await routing.route_conversation(conns, conversation_id)
+
+
+async def test_the_top_tier_is_served_first_by_several_racing_workers(
+    conns: Conns, db: asyncpg.Pool, settings: Settings
+) -> None:
+    # agents are away while 60 customers of every tier write in
+    staff = [await make_agent(db, capacity=c, online=False) for c in (2, 3, 4)]
+    written = [await customer_writes(conns, f"m{n}", tier=1 + n % 4) for n in range(60)]
+    await route_all(conns, [c for c, _ in written])
+    assert all(v == 0 for v in (await loads(db)).values())
+
+    # they come online at once, while three workers race to fill the team
+    workers = [make_worker(settings, max_jobs=5) for _ in range(3)]
+    tasks = [asyncio.create_task(w.async_run()) for w in workers]
+    try:
+        await asyncio.gather(
+            *(
+                db.execute("UPDATE agents SET presence = 'online' WHERE id = $1", agent_id)
+                for agent_id, _ in staff
+            )
+        )
+        for agent_id, _ in staff:
+            await assignment.fill_for_agent(conns, agent_id)
+        for _ in range(3):
+            await reconcile.reconcile(conns)  # more fills racing the same slots
+
+        async def all_filled() -> bool:
+            return sum((await loads(db)).values()) == 9
+
+        await eventually(all_filled)
+    finally:
+        for worker, task in zip(workers, tasks, strict=True):
+            await stop_worker(worker, task)
+
+    per_agent = await loads(db)
+    assert [per_agent[a] for a, _ in staff] == [2, 3, 4]
+    served = await db.fetch("SELECT id, tier FROM conversations WHERE assignee_id IS NOT NULL")
+    # nine slots, fifteen platinum customers: only platinum was served
+    assert {r["tier"] for r in served} == {1}
+    # and within the tier, those who had waited longest (they wrote first)
+    platinum = [c for n, (c, _) in enumerate(written) if n % 4 == 0]
+    assert sorted(r["id"] for r in served) == platinum[:9]
+
+
+async def test_skills_must_match_and_a_channel_limit_holds(conns: Conns, db: asyncpg.Pool) -> None:
+    billing = await team(db, "Billing", skills=["billing"])
+    generalist, _ = await make_agent(db, team="Billing", capacity=5)
+    specialist, _ = await make_agent(db, team="Billing", capacity=5, online=False)
+    await set_agent(db, specialist, skills=["billing", "mandarin"], channel_capacity={"web": 1})
+    first, _ = await customer_writes(conns, "one")
+    second, _ = await customer_writes(conns, "two")
+    await db.execute("UPDATE conversations SET team_id = $1", billing)
+    await route_all(conns, [first, second])
+    # the generalist lacks the team's skill; the specialist is away
+    assert await assignee(db, first) is None
+    assert generalist not in (await loads(db)) or (await loads(db))[generalist] == 0
+
+    await db.execute("UPDATE agents SET presence = 'online' WHERE id = $1", specialist)
+    await assignment.assign_waiting(conns, billing)
+    # one web conversation at a time for the specialist, though five in all
+    assert await assignee(db, first) == specialist
+    assert await assignee(db, second) is None
+
+
+async def test_round_robin_takes_turns_whatever_the_load(conns: Conns, db: asyncpg.Pool) -> None:
+    rr = await team(db, "Rota", strategy="round_robin")
+    a, _ = await make_agent(db, team="Rota", capacity=10)
+    b, _ = await make_agent(db, team="Rota", capacity=10)
+    written = [await customer_writes(conns, f"r{n}") for n in range(6)]
+    await db.execute("UPDATE conversations SET team_id = $1", rr)
+    await route_all(conns, [c for c, _ in written])
+    order = [await assignee(db, c) for c, _ in written]
+    assert order.count(a) == 3 and order.count(b) == 3
+    assert all(x != y for x, y in itertools.pairwise(order))
+
+
+async def test_the_account_manager_is_waited_for_then_the_team_takes_over(
+    conns: Conns, db: asyncpg.Pool
+) -> None:
+    clock = Clock()
+    timed = clocked(conns, clock)
+    await db.execute("UPDATE teams SET sticky_wait_seconds = 120 WHERE is_default")
+    manager, _ = await make_agent(db, name="Manager", team=None, capacity=1)
+    # the manager is not in the team, and busy
+    await db.execute("DELETE FROM team_members WHERE agent_id = $1", manager)
+    colleague, _ = await make_agent(db, name="Colleague", capacity=5)
+    busy, contact = await customer_writes(timed, "first")
+    await db.execute("UPDATE conversations SET assignee_id = $2 WHERE id = $1", busy, manager)
+    await db.execute("UPDATE contacts SET account_manager_id = $2 WHERE id = $1", contact, manager)
+    await rule(db, "Key accounts", [{"type": "account_manager"}])
+
+    conversation, _ = await customer_writes(timed, "a new question", contact_id=contact)
+    await routing.route_conversation(timed, conversation)
+    assert await assignee(db, conversation) is None  # waits for the manager
+
+    clock.advance(119)
+    await reconcile.reconcile(timed)
+    await assignment.assign_waiting(timed, await default_team(db))
+    assert await assignee(db, conversation) is None
+
+    clock.advance(2)
+    await assignment.assign_waiting(timed, await default_team(db))
+    assert await assignee(db, conversation) == colleague
+    why = await explanation(db, conversation)
+    assert why["preferred"]["reason"] == "account_manager"
+    assert why["assignment"]["reason"] == "least_loaded"
+
+
+async def test_a_free_account_manager_takes_their_customer_at_once(
+    conns: Conns, db: asyncpg.Pool
+) -> None:
+    await db.execute("UPDATE teams SET sticky_wait_seconds = 300 WHERE is_default")
+    manager, _ = await make_agent(db, name="Manager", capacity=2)
+    await db.execute("DELETE FROM team_members WHERE agent_id = $1", manager)
+    await make_agent(db, name="Colleague", capacity=5)
+    await rule(db, "Key accounts", [{"type": "account_manager"}])
+    _, contact = await customer_writes(conns, "hello", tier=1)
+    await db.execute("UPDATE contacts SET account_manager_id = $2 WHERE id = $1", contact, manager)
+    conversation, _ = await customer_writes(conns, "again", contact_id=contact)
+    await routing.route_conversation(conns, conversation)
+    assert await assignee(db, conversation) == manager
+    assert (await explanation(db, conversation))["assignment"]["reason"] == "account_manager"
+
+
+async def test_the_agent_who_last_served_the_customer_gets_them_again(
+    conns: Conns, db: asyncpg.Pool, client: TestClient[Any, Any]
+) -> None:
+    first_agent, token = await make_agent(db, name="First", capacity=5)
+    conversation, contact = await customer_writes(conns, "hello")
+    await routing.route_conversation(conns, conversation)
+    assert await assignee(db, conversation) == first_agent
+    reply = await client.post(
+        f"/v1/conversations/{conversation}/replies", json={"text": "hi"}, headers=bearer(token)
+    )
+    assert reply.status == 202
+    resolved = await client.post(
+        f"/v1/conversations/{conversation}/status",
+        json={"status": "resolved"},
+        headers=bearer(token),
+    )
+    assert resolved.status == 200
+    # another agent, less loaded, joins; the customer comes back on a new conversation
+    other, _ = await make_agent(db, name="Other", capacity=5)
+    await db.execute(
+        "UPDATE agents SET served_seq = 0, last_assigned_at = NULL WHERE id = $1", other
+    )
+    again, _ = await customer_writes(conns, "me again", contact_id=contact)
+    await routing.route_conversation(conns, again)
+    assert await assignee(db, again) == first_agent
+    assert (await explanation(db, again))["assignment"]["reason"] == "last_agent"
+
+
+async def test_a_team_overflows_after_its_wait(conns: Conns, db: asyncpg.Pool) -> None:
+    clock = Clock()
+    timed = clocked(conns, clock)
+    seniors = await team(db, "Seniors")
+    await db.execute(
+        "UPDATE teams SET overflow_team_id = $1, overflow_after_seconds = 300 WHERE is_default",
+        seniors,
+    )
+    senior, _ = await make_agent(db, team="Seniors", capacity=3)
+    conversation, _ = await customer_writes(timed, "anyone there?")
+    await routing.route_conversation(timed, conversation)
+    assert await assignee(db, conversation) is None  # the default team has nobody
+
+    clock.advance(299)
+    assert (await reconcile.reconcile(timed)).overflowed == 0
+    clock.advance(1)
+    report = await reconcile.reconcile(timed)
+    assert report.overflowed == 1
+    assert seniors in report.teams_filled
+    await assignment.assign_waiting(timed, seniors)
+    assert await assignee(db, conversation) == senior
+    why = await explanation(db, conversation)
+    assert why["overflows"][0]["to_team_id"] == seniors
+
+
+async def test_a_transfer_moves_work_and_frees_the_slot_at_once(
+    conns: Conns, db: asyncpg.Pool, client: TestClient[Any, Any], run_jobs: RunJobs
+) -> None:
+    seniors = await team(db, "Seniors")
+    agent, agent_token = await make_agent(db, capacity=1)
+    senior, _ = await make_agent(db, team="Seniors", capacity=1)
+    supervisor_id, supervisor = await make_agent(db, role="supervisor", capacity=0, online=False)
+    mine, _ = await customer_writes(conns, "first")
+    waiting, _ = await customer_writes(conns, "second")
+    await route_all(conns, [mine, waiting])
+    assert await assignee(db, mine) == agent and await assignee(db, waiting) is None
+
+    # an agent may pass work to a team, not to another person
+    refused = await client.post(
+        f"/v1/conversations/{mine}/assign", json={"agent_id": senior}, headers=bearer(agent_token)
+    )
+    assert refused.status == 403
+    moved = await client.post(
+        f"/v1/conversations/{mine}/assign", json={"team_id": seniors}, headers=bearer(agent_token)
+    )
+    assert moved.status == 200, await moved.text()
+    await run_jobs()
+    # the senior took it, and the agent's freed slot took the next waiting conversation
+    assert await assignee(db, mine) == senior
+    assert await assignee(db, waiting) == agent
+
+    full = await client.post(
+        f"/v1/conversations/{waiting}/assign", json={"agent_id": senior}, headers=bearer(supervisor)
+    )
+    assert full.status == 409
+    assert (await full.json())["error"]["code"] == "agent_at_capacity"
+    unknown = await client.post(
+        f"/v1/conversations/{waiting}/assign", json={"team_id": 999999}, headers=bearer(supervisor)
+    )
+    assert unknown.status == 422
+    assert await assignee(db, waiting) == agent
+    del supervisor_id
+
+
+async def test_presence_online_serves_what_waits_for_the_agent_at_once(
+    conns: Conns, db: asyncpg.Pool, client: TestClient[Any, Any], run_jobs: RunJobs
+) -> None:
+    agent, token = await make_agent(db, capacity=2, online=False)
+    conversation, _ = await customer_writes(conns, "hello")
+    await routing.route_conversation(conns, conversation)
+    assert await assignee(db, conversation) is None
+    response = await client.put(
+        "/v1/agents/me/presence", json={"status": "online"}, headers=bearer(token)
+    )
+    assert response.status == 200
+    await run_jobs()
+    assert await assignee(db, conversation) == agent
+    async with db.acquire() as conn:
+        await agents_store.set_presence(conn, agent, Presence.OFFLINE, T0)
+
+
+async def default_team(db: asyncpg.Pool) -> int:
+    return int(await db.fetchval("SELECT id FROM teams WHERE is_default"))
+
+
+async def explanation(db: asyncpg.Pool, conversation_id: int) -> dict[str, Any]:
+    value: dict[str, Any] = await db.fetchval(
+        "SELECT routing FROM conversations WHERE id = $1", conversation_id
+    )
+    return value
+
+
+async def rule(db: asyncpg.Pool, name: str, actions: list[dict[str, Any]]) -> int:
+    return int(
+        await db.fetchval(
+            "INSERT INTO routing_rules (name, position, conditions, actions)"
+            " VALUES ($1, (SELECT coalesce(max(position), 0) + 1 FROM routing_rules),"
+            " $2, $3) RETURNING id",
+            name,
+            {"match": "all", "conditions": []},
+            actions,
+        )
+    )
