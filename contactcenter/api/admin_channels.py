@@ -18,7 +18,7 @@ from contactcenter.domain.enums import Role
 from contactcenter.domain.identities import normalise_email, normalise_phone
 from contactcenter.sealing import seal
 from contactcenter.services import mailboxes as mailbox_service
-from contactcenter.store import mailboxes, sms
+from contactcenter.store import mailboxes, routing_rules, sms
 
 READERS = (Role.SUPERVISOR, Role.ADMIN)
 WRITERS = (Role.ADMIN,)
@@ -151,7 +151,11 @@ async def delete_channel(request: web.Request) -> web.Response:
     mailbox_id = path_id(request)
     db = request.app[CONNS].db
     try:
-        deleted = await mailboxes.delete(db, mailbox_id)
+        async with db.acquire() as conn, conn.transaction():
+            deleted = await mailboxes.delete(conn, mailbox_id)
+            # after the delete's row lock: a rule being saved either shows here or is refused
+            if deleted:
+                _refuse_named_by_rules(await routing_rules.referencing(conn, mailbox_id=mailbox_id))
     except asyncpg.ForeignKeyViolationError:
         raise ApiError(
             409, "channel_in_use", "conversations use this mailbox: disable it instead"
@@ -160,6 +164,16 @@ async def delete_channel(request: web.Request) -> web.Response:
         await _refuse_environment(db, mailbox_id)
         raise ApiError(404, "channel_not_found", "no such channel")
     return web.Response(status=204)
+
+
+def _refuse_named_by_rules(rule_ids: list[int]) -> None:
+    if rule_ids:
+        raise ApiError(
+            409,
+            "channel_in_use",
+            "routing rules name this channel: change them first",
+            {"rule_ids": rule_ids},
+        )
 
 
 async def _refuse_environment(db: Any, mailbox_id: int) -> None:
@@ -242,8 +256,14 @@ async def create_sms_number(request: web.Request) -> web.Response:
 
 async def delete_sms_number(request: web.Request) -> web.Response:
     await require_agent(request, roles=WRITERS)
+    number_id = path_id(request)
     try:
-        deleted = await sms.delete(request.app[CONNS].db, path_id(request))
+        async with request.app[CONNS].db.acquire() as conn, conn.transaction():
+            deleted = await sms.delete(conn, number_id)
+            if deleted:
+                _refuse_named_by_rules(
+                    await routing_rules.referencing(conn, sms_number_id=number_id)
+                )
     except asyncpg.ForeignKeyViolationError:
         raise ApiError(409, "channel_in_use", "conversations use this number") from None
     if not deleted:
