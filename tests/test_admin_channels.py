@@ -161,3 +161,53 @@ async def test_an_admin_configures_an_sms_number_whose_token_never_comes_back(
     assert (bad.status, (await bad.json())["error"]["code"]) == (422, "invalid_phone")
     gone = await client.delete(f"/v1/admin/channels/sms/{body['id']}", headers=bearer(admin))
     assert gone.status == 204
+
+
+async def test_a_channel_a_routing_rule_names_cannot_be_deleted(
+    client: TestClient[Any, Any], db: asyncpg.Pool
+) -> None:
+    _, admin = await make_agent(db, role=Role.ADMIN)
+    mailbox = await (
+        await client.post("/v1/admin/channels", json=MAILBOX, headers=bearer(admin))
+    ).json()
+    number = await (
+        await client.post(
+            "/v1/admin/channels/sms",
+            json={
+                "name": "sms",
+                "account_sid": "AC" + "0" * 32,
+                "auth_token": "twilio-token-0123456789",
+                "from_number": "+14155552671",
+            },
+            headers=bearer(admin),
+        )
+    ).json()
+    rule = await client.post(
+        "/v1/admin/routing-rules",
+        json={
+            "name": "Support inbox and line",
+            "conditions": {
+                "match": "any",
+                "conditions": [
+                    {"type": "mailbox", "in": [mailbox["id"]]},
+                    {"type": "sms_number", "in": [number["id"]]},
+                ],
+            },
+            "actions": [{"type": "priority", "value": 1}],
+        },
+        headers=bearer(admin),
+    )
+    assert rule.status == 201, await rule.text()
+    rule_id = (await rule.json())["id"]
+    for url in (f"/v1/admin/channels/{mailbox['id']}", f"/v1/admin/channels/sms/{number['id']}"):
+        refused = await client.delete(url, headers=bearer(admin))
+        assert refused.status == 409
+        error = (await refused.json())["error"]
+        assert (error["code"], error["details"]["rule_ids"]) == ("channel_in_use", [rule_id])
+    assert await db.fetchval("SELECT count(*) FROM mailboxes") == 1
+    assert await db.fetchval("SELECT count(*) FROM sms_numbers") == 1
+
+    dropped = await client.delete(f"/v1/admin/routing-rules/{rule_id}", headers=bearer(admin))
+    assert dropped.status == 204
+    for url in (f"/v1/admin/channels/{mailbox['id']}", f"/v1/admin/channels/sms/{number['id']}"):
+        assert (await client.delete(url, headers=bearer(admin))).status == 204
