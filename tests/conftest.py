@@ -36,6 +36,7 @@ TABLES = (
     " sms_numbers, tier_changes, routing_rules, business_hours, sla_policies"
 )
 RESET_TIERS = """
+UPDATE tiers SET label = '~reset ' || rank;
 UPDATE tiers SET (label, min_value, share_percent) = (d.label, d.min_value, d.share_percent)
 FROM (VALUES (1, 'platinum', 100000, 1), (2, 'gold', 20000, 4), (3, 'silver', 2000, 15),
              (4, 'bronze', NULL, NULL)) AS d (rank, label, min_value, share_percent)

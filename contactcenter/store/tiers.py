@@ -7,8 +7,11 @@ moved (a pinned contact's computed tier moves silently). Its sub-statements shar
 snapshot, so the history reads every contact's tier from before the update.
 
 By shares, the value at the position p that ends a tier opens it: a customer is in the top p
-exactly when their value is at least that one (ties included), so the position of every
-customer never has to be computed; three index lookups into contacts_value do.
+exactly when their value is at least that one (ties included), so nobody's position has to
+be computed: a count of the customers and three walks down contacts_value (to the position
+ending each tier) find the bounds, and the rest is the same CASE as by thresholds. (Ranking
+every customer with rank() OVER (ORDER BY value DESC) gives the same tiers and costs a sort of
+the whole base each night; bench/tiers.py measures both.)
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ SET method = $1, updated_at = $2,
     recomputed_at = CASE WHEN $3 THEN NULL ELSE recomputed_at END
 """
 MARK_RECOMPUTED = "UPDATE tier_settings SET recomputed_at = $1"
+VACUUM_CONTACTS = "VACUUM contacts"
 
 # the value that opens tiers 1..3, given
 THRESHOLD_BOUNDS = """
@@ -217,6 +221,11 @@ async def recompute(
         changed=row["changed"],
         bounds=(row["b1"], row["b2"], row["b3"]),
     )
+
+
+async def vacuum_contacts(conn: Connection, *, limit_seconds: float) -> None:
+    """Outside a transaction: mark the pages a recompute rewrote all-visible again."""
+    await conn.execute(VACUUM_CONTACTS, timeout=limit_seconds)
 
 
 async def lock_contact(conn: Connection, contact_id: int) -> asyncpg.Record | None:
