@@ -156,6 +156,9 @@ DROP INDEX conversations_queue;
 CREATE INDEX conversations_queue
     ON conversations (team_id, tier, priority DESC, sla_due_at, waiting_since, id)
     WHERE waiting_since IS NOT NULL;
+-- the agents a team's waiting conversations prefer, locked before its queue is served
+CREATE INDEX conversations_preferred_waiting ON conversations (team_id, preferred_agent_id)
+    WHERE waiting_since IS NOT NULL AND preferred_agent_id IS NOT NULL;
 
 ALTER TABLE messages ADD COLUMN author_rule_id bigint REFERENCES routing_rules (id)
     ON DELETE SET NULL;

@@ -185,5 +185,9 @@ def test_with_no_wait_a_busy_preferred_agent_is_passed_over_at_once() -> None:
 
 
 def test_agents_from_outside_the_team_take_only_what_prefers_them() -> None:
-    result = plan([waiting(1), waiting(2, prefers=99)], [agent(20, in_team=False)])
-    assert result == []
+    result = plan(
+        [waiting(1, minutes_ago=5), waiting(2, prefers=20), waiting(3, minutes_ago=9, prefers=99)],
+        [agent(20, in_team=False)],
+    )
+    # 1 and 3 waited longer, but only 2 is theirs to take
+    assert pairs(result) == [(2, 20)]

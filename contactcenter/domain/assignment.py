@@ -57,6 +57,10 @@ class AgentLoad:
     def free_slots(self) -> int:
         return max(self.capacity - self.load, 0)
 
+    def has_room_on(self, channel: str) -> bool:
+        limit = self.channel_capacity.get(channel)
+        return limit is None or self.channel_load.get(channel, 0) < limit
+
 
 @dataclass(frozen=True)
 class Assignment:

@@ -12,6 +12,8 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+import asyncpg
+
 from contactcenter import events, jobs
 from contactcenter.conns import Conns
 from contactcenter.db import Connection
@@ -43,7 +45,8 @@ async def assign_waiting(conns: Conns, team_id: int) -> list[Assignment]:
                 assignee_id=assignment.agent_id,
                 data={"reason": assignment.reason},
             )
-        if len(batch) < ASSIGN_BATCH:
+        # a batch that gave anything out may have left more for the next one
+        if not batch:
             return done
 
 
@@ -54,7 +57,7 @@ async def _assign_batch(conns: Conns, team_id: int) -> list[Assignment]:
         team = await teams.routing_settings(conn, team_id)
         if team is None:
             return []
-        preferred = await conversations.preferred_at_head(conn, team_id, ASSIGN_BATCH)
+        preferred = await conversations.preferred_waiting(conn, team_id)
         candidates = await agents.lock_candidates(conn, team_id, preferred)
         available = [agent for agent in candidates if agent.free_slots > 0]
         if not available:
@@ -101,29 +104,29 @@ async def transfer(conns: Conns, by: Agent, conversation_id: int, to: Transfer) 
             code="forbidden",
         )
     now = conns.clock()
-    before = await conversations.get(conns.db, conversation_id)
-    if before is None or not by.can_see(before["team_id"], before["assignee_id"]):
-        raise NotFound("conversation not found", code="conversation_not_found")
-    if before["status"] not in (ConversationStatus.OPEN, ConversationStatus.PENDING):
-        raise Conflict(
-            f"a {before['status']} conversation cannot be assigned; reopen it first",
-            code="conversation_not_active",
-        )
+    visible = _transferable(by, await conversations.get(conns.db, conversation_id))
     async with conns.db.acquire() as conn, conn.transaction():
-        team_id = to.team_id if to.team_id is not None else before["team_id"]
-        team = await _team(conn, team_id)
+        if to.team_id is not None and await teams.routing_settings(conn, to.team_id) is None:
+            raise Invalid("no such team", code="unknown_team")
         if to.agent_id is not None:
             # the agent's row first, as every assignment takes its locks
-            await _lock_agent_with_room(conn, to.agent_id, conversation_id, before["channel"])
-        conversation = await conversations.get_for_update(conn, conversation_id)
-        assert conversation is not None
+            await _lock_agent_with_room(conn, to.agent_id, conversation_id, visible["channel"])
+        # again, now that nobody can change it under us
+        before = _transferable(by, await conversations.get_for_update(conn, conversation_id))
+        team_id = to.team_id or before["team_id"] or await teams.default_team_id(conn)
+        team = None
+        if team_id is not None:
+            team = await teams.routing_settings(conn, team_id, hold=True)
+        if team is None:
+            raise Conflict("there is no team to put it in", code="no_team")
+        team_id = team["id"]
         skills = merge_skills(
-            tuple(team["skills"]), tuple((conversation["routing"] or {}).get("rule_skills", ()))
+            tuple(team["skills"]), tuple((before["routing"] or {}).get("rule_skills", ()))
         )
         after = await conversations.transfer(
             conn,
             conversation_id,
-            team_id=team_id,
+            team_id=team["id"],
             agent_id=to.agent_id,
             required_skills=list(skills),
             by=by.id,
@@ -150,11 +153,15 @@ async def transfer(conns: Conns, by: Agent, conversation_id: int, to: Transfer) 
     return dict(after)
 
 
-async def _team(conn: Connection, team_id: int | None) -> Any:
-    team = None if team_id is None else await teams.routing_settings(conn, team_id)
-    if team is None:
-        raise Invalid("no such team", code="unknown_team")
-    return team
+def _transferable(by: Agent, conversation: asyncpg.Record | None) -> asyncpg.Record:
+    if conversation is None or not by.can_see(conversation["team_id"], conversation["assignee_id"]):
+        raise NotFound("conversation not found", code="conversation_not_found")
+    if conversation["status"] not in (ConversationStatus.OPEN, ConversationStatus.PENDING):
+        raise Conflict(
+            f"a {conversation['status']} conversation cannot be assigned; reopen it first",
+            code="conversation_not_active",
+        )
+    return conversation
 
 
 async def _lock_agent_with_room(

@@ -18,13 +18,13 @@ import asyncpg
 from contactcenter import events, jobs
 from contactcenter.conns import Conns
 from contactcenter.db import Connection
-from contactcenter.domain.enums import Channel
+from contactcenter.domain.enums import Channel, Presence
 from contactcenter.domain.errors import Invalid
 from contactcenter.domain.language import detect_language
 from contactcenter.domain.routing import Placement, RouteDecision, decide_route, merge_skills
 from contactcenter.domain.rules import RoutingFacts, RulesOutcome
 from contactcenter.services import assignment, email_replies, routing_rules, sms_outbound
-from contactcenter.store import contacts, conversations, messages, teams
+from contactcenter.store import agents, contacts, conversations, messages, teams
 
 logger = logging.getLogger(__name__)
 
@@ -115,9 +115,13 @@ async def _placement(
     decision: RouteDecision,
     team: asyncpg.Record,
 ) -> Placement:
-    preferred_id, why = await _preferred_agent(conn, conversation, contact, decision, team)
+    required_skills = merge_skills(tuple(team["skills"]), decision.required_skills)
+    wanted = await _preferred_agent(conn, conversation, contact, decision, team)
+    able = await _able(conn, wanted, required_skills)
+    preferred_id, why, online = able if able is not None else (None, None, False)
     preferred_until = None
-    if preferred_id is not None and team["sticky_wait_seconds"] > 0:
+    if online and team["sticky_wait_seconds"] > 0:
+        # worth waiting for only while they are at work: busy now, free soon
         preferred_until = facts.at + timedelta(seconds=team["sticky_wait_seconds"])
     explanation = {
         "routed_at": facts.at.isoformat(),
@@ -143,7 +147,7 @@ async def _placement(
     }
     return Placement(
         now=facts.at,
-        required_skills=merge_skills(tuple(team["skills"]), decision.required_skills),
+        required_skills=required_skills,
         language=facts.language,
         preferred_agent_id=preferred_id,
         preferred_until=preferred_until,
@@ -157,18 +161,31 @@ async def _preferred_agent(
     contact: asyncpg.Record,
     decision: RouteDecision,
     team: asyncpg.Record,
-) -> tuple[int | None, str | None]:
+) -> tuple[int, str] | None:
     """The agent this customer should see again: their account manager when a rule says so,
     else (when the team keeps customers with their agent) whoever last answered them."""
     if conversation["assignee_id"] is not None:
-        return None, None
+        return None
     if decision.to_account_manager and contact["account_manager_id"] is not None:
         return contact["account_manager_id"], "account_manager"
     if team["sticky_last_agent"]:
         last = await messages.last_agent_for_contact(conn, conversation["contact_id"])
         if last is not None:
             return last, "last_agent"
-    return None, None
+    return None
+
+
+async def _able(
+    conn: Connection, preferred: tuple[int, str] | None, required_skills: tuple[str, ...]
+) -> tuple[int, str, bool] | None:
+    """The preferred agent, if they could ever take this work (some capacity, every skill it
+    needs), and whether they are online; nobody waits for someone who cannot take it."""
+    if preferred is None:
+        return None
+    agent = await agents.preference_view(conn, preferred[0])
+    if agent is None or agent["capacity"] == 0 or not set(required_skills) <= set(agent["skills"]):
+        return None
+    return preferred[0], preferred[1], agent["presence"] == Presence.ONLINE
 
 
 async def _auto_reply(

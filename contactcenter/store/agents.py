@@ -230,3 +230,11 @@ async def replace_teams(conn: Connection, agent_id: int, team_ids: list[int]) ->
     """Call inside a transaction: the agent's teams become exactly these."""
     await conn.execute(LEAVE_OTHER_TEAMS, agent_id, team_ids)
     await conn.execute(JOIN_TEAMS, agent_id, team_ids)
+
+
+# what routing asks of an agent a customer prefers: could they ever take the work?
+PREFERENCE_VIEW = "SELECT id, capacity, skills, presence FROM agents WHERE id = $1"
+
+
+async def preference_view(conn: Executor, agent_id: int) -> asyncpg.Record | None:
+    return await conn.fetchrow(PREFERENCE_VIEW, agent_id)

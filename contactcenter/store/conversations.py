@@ -99,29 +99,34 @@ WAITING_IN_TEAM = (
     "team_id = $1 AND waiting_since IS NOT NULL AND assignee_id IS NULL AND status = 'open'"
 )
 
-# the agents the head of the queue prefers (read without locks, to know whom to lock)
-PREFERRED_AT_HEAD = f"""
-SELECT DISTINCT preferred_agent_id FROM (
-    SELECT preferred_agent_id FROM conversations WHERE {WAITING_IN_TEAM} {QUEUE_ORDER} LIMIT $2
-) head
-WHERE preferred_agent_id IS NOT NULL
+# the agents that conversations waiting in the team prefer (read without locks, to know whom
+# to lock; at most one per agent)
+PREFERRED_WAITING = f"""
+SELECT DISTINCT preferred_agent_id FROM conversations
+WHERE {WAITING_IN_TEAM} AND preferred_agent_id IS NOT NULL
 """
 
-# the head of a team's queue, in the order domain.assignment.queue_order serves it, without
-# what no locked agent could take: skills none of them has, channels none has room for, a wait
-# for an agent who is not among them (a row another transaction changed meanwhile is
-# re-checked by PostgreSQL and dropped if it no longer waits)
-LOCK_QUEUE_HEAD = f"""
-SELECT id, priority, waiting_since, tier, channel, sla_due_at, required_skills,
-       preferred_agent_id, preferred_until
-FROM conversations
-WHERE {WAITING_IN_TEAM}
-  AND required_skills <@ $3::text[]
-  AND channel = ANY($4::text[])
-  AND (preferred_until IS NULL OR preferred_until <= $5 OR preferred_agent_id = ANY($6::bigint[]))
-{QUEUE_ORDER}
+# the head of a team's queue, in the order domain.assignment.queue_order serves it, of what
+# at least one of the locked agents ($3: id, skills, channels with room, in_team) could take
+# now: their skills cover it, they have room on its channel, and it is theirs to take (it
+# prefers them, or it waits for nobody in particular any more). A row another transaction
+# changed meanwhile is re-checked by PostgreSQL and dropped if it no longer waits.
+LOCK_QUEUE_HEAD = """
+SELECT c.id, c.priority, c.waiting_since, c.tier, c.channel, c.sla_due_at, c.required_skills,
+       c.preferred_agent_id, c.preferred_until
+FROM conversations c
+WHERE c.team_id = $1 AND c.waiting_since IS NOT NULL AND c.assignee_id IS NULL
+  AND c.status = 'open'
+  AND EXISTS (
+      SELECT 1 FROM jsonb_to_recordset($3::jsonb)
+                    AS a (id bigint, skills text[], channels text[], in_team boolean)
+      WHERE c.required_skills <@ a.skills AND c.channel = ANY(a.channels)
+        AND (a.id = c.preferred_agent_id
+             OR (a.in_team AND (c.preferred_agent_id IS NULL OR c.preferred_until IS NULL
+                                OR c.preferred_until <= $4))))
+ORDER BY c.tier, c.priority DESC, c.sla_due_at, c.waiting_since, c.id
 LIMIT $2
-FOR NO KEY UPDATE
+FOR NO KEY UPDATE OF c
 """
 
 # the plan, written with why each agent was chosen
@@ -185,6 +190,7 @@ UPDATE conversations SET
     waiting_since = CASE WHEN $3::bigint IS NULL THEN $6::timestamptz END,
     team_since = CASE WHEN $3::bigint IS NULL THEN $6::timestamptz END,
     required_skills = $4,
+    preferred_agent_id = NULL,
     preferred_until = NULL,
     route_requested_at = NULL,
     updated_at = $6,
@@ -227,7 +233,8 @@ SELECT DISTINCT tm.team_id FROM team_members tm JOIN free_agents f ON f.id = tm.
 WHERE EXISTS (SELECT 1 FROM conversations w
               WHERE w.team_id = tm.team_id AND w.waiting_since IS NOT NULL
                 AND w.assignee_id IS NULL AND w.status = 'open'
-                AND (w.preferred_until IS NULL OR w.preferred_until <= $2))
+                AND (w.preferred_agent_id IS NULL OR w.preferred_until IS NULL
+                     OR w.preferred_until <= $2))
 UNION
 SELECT DISTINCT w.team_id FROM conversations w JOIN free_agents f ON f.id = w.preferred_agent_id
 WHERE w.waiting_since IS NOT NULL AND w.assignee_id IS NULL AND w.status = 'open'
@@ -361,28 +368,25 @@ async def enqueue_in_team(
     )
 
 
-async def preferred_at_head(conn: Connection, team_id: int, limit: int) -> list[int]:
-    return [r["preferred_agent_id"] for r in await conn.fetch(PREFERRED_AT_HEAD, team_id, limit)]
+async def preferred_waiting(conn: Connection, team_id: int) -> list[int]:
+    return [r["preferred_agent_id"] for r in await conn.fetch(PREFERRED_WAITING, team_id)]
 
 
 async def lock_queue_head(
     conn: Connection, team_id: int, limit: int, candidates: list[AgentLoad], now: datetime
 ) -> list[WaitingConversation]:
     """The head of the queue that these agents could serve, locked."""
-    candidates = [agent for agent in candidates if agent.free_slots > 0]
-    skills = sorted({skill for agent in candidates for skill in agent.skills})
-    channels = [
-        str(channel)
-        for channel in Channel
-        if any(
-            agent.channel_capacity.get(channel) is None
-            or agent.channel_load.get(channel, 0) < agent.channel_capacity[channel]
-            for agent in candidates
-        )
+    able = [
+        {
+            "id": agent.id,
+            "skills": sorted(agent.skills),
+            "channels": [str(channel) for channel in Channel if agent.has_room_on(channel)],
+            "in_team": agent.in_team,
+        }
+        for agent in candidates
+        if agent.free_slots > 0
     ]
-    rows = await conn.fetch(
-        LOCK_QUEUE_HEAD, team_id, limit, skills, channels, now, [a.id for a in candidates]
-    )
+    rows = await conn.fetch(LOCK_QUEUE_HEAD, team_id, limit, able, now)
     return [
         WaitingConversation(
             r["id"],

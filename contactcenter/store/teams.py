@@ -44,8 +44,12 @@ SELECT id, name, skills, strategy, sticky_wait_seconds, sticky_last_agent FROM t
 """
 
 
-async def routing_settings(conn: Executor, team_id: int) -> asyncpg.Record | None:
-    return await conn.fetchrow(ROUTING_SETTINGS, team_id)
+async def routing_settings(
+    conn: Executor, team_id: int, *, hold: bool = False
+) -> asyncpg.Record | None:
+    """hold: keep the team from being deleted until the transaction ends (it is about to be
+    referenced)."""
+    return await conn.fetchrow(ROUTING_SETTINGS + (" FOR KEY SHARE" if hold else ""), team_id)
 
 
 # --- the admin API's view and writes (api/admin_teams.py, services/teams.py) ---
