@@ -201,8 +201,9 @@ async def _seed_demo(settings: Settings) -> dict[str, str]:
 def _print_demo(settings: Settings, tokens: dict[str, str]) -> None:
     base = f"http://{settings.host}:{settings.port}"
     admin = tokens["admin@demo.example"]
-    say("Demo: team Support; agents alice@demo.example and bob@demo.example (online);")
-    say("      admin admin@demo.example; customer Wang Fang <wang.fang@example.com>")
+    say("Demo: team Support (alice@, bob@demo.example) and team Care (carol@demo.example),")
+    say("      all online; admin admin@demo.example; the rule 'Complaints go to Care, first';")
+    say("      customer Wang Fang <wang.fang@example.com>, platinum")
     for email, token in tokens.items():
         say(f"  token {email:<22} {token}")
     say(f"ADMIN_TOKEN={admin}")
