@@ -126,3 +126,48 @@ async def test_a_rule_made_through_the_api_routes_the_next_matching_message(
     assert why["tier"]["rank"] == 4
     assert why["assignment"]["agent_id"] == senior["id"]
     assert why["assignment"]["reason"] == "least_loaded"
+
+
+async def test_a_changed_rule_is_followed_at_once_by_a_worker_that_knew_the_old_one(
+    client: TestClient[Any, Any], db: asyncpg.Pool, run_jobs: Any
+) -> None:
+    _, admin_token = await make_agent(db, name="Admin", role="admin", capacity=0, online=False)
+    admin = bearer(admin_token)
+    teams = [
+        await created(await client.post("/v1/admin/teams", json={"name": n}, headers=admin))
+        for n in ("Billing", "Care")
+    ]
+    rule = await created(
+        await client.post(
+            "/v1/admin/routing-rules",
+            json={
+                "name": "Invoices",
+                "conditions": {"match": "all", "conditions": [{"type": "text", "regex": "发票"}]},
+                "actions": [{"type": "team", "team_id": teams[0]["id"]}],
+            },
+            headers=admin,
+        )
+    )
+
+    async def team_of(text: str) -> int:
+        chat = await start_chat(client, text)
+        await run_jobs()
+        value = await db.fetchval(
+            "SELECT team_id FROM conversations WHERE id = $1", chat["conversation_id"]
+        )
+        return int(value)
+
+    assert await team_of("我要开发票") == teams[0]["id"]
+    changed = await client.patch(
+        f"/v1/admin/routing-rules/{rule['id']}",
+        json={"actions": [{"type": "team", "team_id": teams[1]["id"]}]},
+        headers=admin,
+    )
+    assert changed.status == 200
+    assert await team_of("发票还没收到") == teams[1]["id"]
+    disabled = await client.patch(
+        f"/v1/admin/routing-rules/{rule['id']}", json={"enabled": False}, headers=admin
+    )
+    assert disabled.status == 200
+    default = await db.fetchval("SELECT id FROM teams WHERE is_default")
+    assert await team_of("发票") == default

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from arq import cron
@@ -11,6 +12,7 @@ from channels.registry import build_senders
 from contactcenter import db
 from contactcenter.clock import Clock, utc_now
 from contactcenter.conns import Conns, redis_settings
+from contactcenter.domain import language
 from contactcenter.services import mailboxes, sms
 from contactcenter.settings import Settings
 from workers import jobs
@@ -49,6 +51,8 @@ def worker_options(settings: Settings, *, clock: Clock = utc_now) -> dict[str, A
         await mailboxes.sync_environment_mailbox(pool, settings)
         await sms.sync_environment_number(pool, settings)
         ctx["senders"] = build_senders(conns)
+        # routing rules read the language of every message
+        await asyncio.to_thread(language.load_model)
 
     async def shutdown(ctx: dict[str, Any]) -> None:
         conns: Conns | None = ctx.get("conns")

@@ -43,6 +43,11 @@ def _model() -> Any:
         return _identifier
 
 
+def load_model() -> None:
+    """Load the model now (0.5-1 s of CPU), so the first customer's routing does not wait."""
+    _model()
+
+
 def _is_han(char: str) -> bool:
     code = ord(char)
     return (

@@ -34,7 +34,7 @@ async def assign_waiting(conns: Conns, team_id: int) -> list[Assignment]:
     """Give the team's waiting conversations to the agents who may take them."""
     done: list[Assignment] = []
     while True:
-        batch = await _assign_batch(conns, team_id)
+        batch, head_was_full = await _assign_batch(conns, team_id)
         done.extend(batch)
         for assignment in batch:
             await events.publish_agent_event(
@@ -45,23 +45,24 @@ async def assign_waiting(conns: Conns, team_id: int) -> list[Assignment]:
                 assignee_id=assignment.agent_id,
                 data={"reason": assignment.reason},
             )
-        # a batch that gave anything out may have left more for the next one
-        if not batch:
+        # more may wait behind a full head that was all given out
+        if not (batch and head_was_full):
             return done
 
 
-async def _assign_batch(conns: Conns, team_id: int) -> list[Assignment]:
+async def _assign_batch(conns: Conns, team_id: int) -> tuple[list[Assignment], bool]:
+    """The assignments made, and whether the head of the queue taken was a full batch."""
     now = conns.clock()
     async with conns.db.acquire() as conn, conn.transaction():
         await locks.team_queue(conn, team_id)
         team = await teams.routing_settings(conn, team_id)
         if team is None:
-            return []
+            return [], False
         preferred = await conversations.preferred_waiting(conn, team_id)
         candidates = await agents.lock_candidates(conn, team_id, preferred)
         available = [agent for agent in candidates if agent.free_slots > 0]
         if not available:
-            return []
+            return [], False
         waiting = await conversations.lock_queue_head(conn, team_id, ASSIGN_BATCH, available, now)
         plan = plan_assignments(
             waiting, available, now=now, strategy=AssignStrategy(team["strategy"])
@@ -73,7 +74,7 @@ async def _assign_batch(conns: Conns, team_id: int) -> list[Assignment]:
             await agents.touch_served(conn, sorted(last_turn, key=last_turn.__getitem__), now)
     if plan:
         logger.info("assigned", extra={"team_id": team_id, "count": len(plan)})
-    return plan
+    return plan, len(waiting) == ASSIGN_BATCH
 
 
 async def fill_for_agent(conns: Conns, agent_id: int) -> None:

@@ -16,6 +16,12 @@ COLUMNS = "id, name, position, enabled, conditions, actions, created_at, updated
 LIST = f"SELECT {COLUMNS} FROM routing_rules ORDER BY position, id"
 LIST_ENABLED = f"SELECT {COLUMNS} FROM routing_rules WHERE enabled ORDER BY position, id"
 IDS = "SELECT id FROM routing_rules ORDER BY position, id"
+# the enabled rules' ids and row versions (xmin changes with every write of the row), so a
+# process can keep the rules it has parsed until one of them changes
+ENABLED_VERSIONS = """
+SELECT id, xmin::text AS version FROM routing_rules WHERE enabled ORDER BY position, id
+"""
+BY_IDS = f"SELECT {COLUMNS}, xmin::text AS version FROM routing_rules WHERE id = ANY($1::bigint[])"
 COUNT = "SELECT count(*) FROM routing_rules"
 GET = f"SELECT {COLUMNS} FROM routing_rules WHERE id = $1"
 GET_FOR_UPDATE = f"SELECT {COLUMNS} FROM routing_rules WHERE id = $1 FOR NO KEY UPDATE"
@@ -102,6 +108,14 @@ async def list_all(conn: Executor) -> list[asyncpg.Record]:
 
 async def list_enabled(conn: Executor) -> list[asyncpg.Record]:
     return list(await conn.fetch(LIST_ENABLED))
+
+
+async def enabled_versions(conn: Executor) -> list[asyncpg.Record]:
+    return list(await conn.fetch(ENABLED_VERSIONS))
+
+
+async def by_ids(conn: Executor, rule_ids: list[int]) -> list[asyncpg.Record]:
+    return list(await conn.fetch(BY_IDS, rule_ids))
 
 
 async def ids_in_order(conn: Executor) -> list[int]:
