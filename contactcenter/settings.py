@@ -32,6 +32,8 @@ class Settings:
 
     # limits
     max_body_bytes: int = 1024 * 1024
+    # a CSV import is streamed, so it has a cap of its own
+    contact_import_max_bytes: int = 50 * 1024 * 1024
     max_message_chars: int = 10_000
     visitor_token_ttl_seconds: int = 30 * 24 * 3600
     db_pool_min: int = 2
@@ -117,6 +119,9 @@ class Settings:
             public_base_url=text("PUBLIC_BASE_URL"),
             log_level=(text("LOG_LEVEL") or defaults.log_level).upper(),
             max_body_bytes=number("MAX_BODY_BYTES", defaults.max_body_bytes),
+            contact_import_max_bytes=number(
+                "CONTACT_IMPORT_MAX_BYTES", defaults.contact_import_max_bytes
+            ),
             max_message_chars=number("MAX_MESSAGE_CHARS", defaults.max_message_chars),
             visitor_token_ttl_seconds=number(
                 "VISITOR_TOKEN_TTL_SECONDS", defaults.visitor_token_ttl_seconds

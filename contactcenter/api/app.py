@@ -19,6 +19,7 @@ from contactcenter.api import (
     admin_routing_rules,
     admin_teams,
     admin_tiers,
+    contact_import,
     contacts,
     inbox,
     ops,
@@ -83,6 +84,7 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> web.Application
     admin_routing_rules.setup_routes(app)
     admin_tiers.setup_routes(app)
     contacts.setup_routes(app)
+    contact_import.setup_routes(app, settings)
     web_channel.setup_routes(app)
     email_webhook.setup_routes(app)
     sms_webhook.setup_routes(app)

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import json
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 import asyncpg
 
 from contactcenter.db import Connection, Executor
+from contactcenter.domain.enums import IdentityKind
 from contactcenter.domain.messages import Identity
 
 # the contact of the first identity (in the order given) that is known
@@ -197,3 +199,116 @@ async def conversation_owners(
     """(team_id, assignee_id) of the contact's conversations, each pair once."""
     rows = await conn.fetch(CONVERSATION_OWNERS, contact_id)
     return [(r["team_id"], r["assignee_id"]) for r in rows]
+
+
+# --- the CSV import (services/contact_import.py): a batch of rows at a time ------------------
+
+IDENTITY_OWNERS = """
+SELECT ci.kind, ci.value, ci.contact_id
+FROM unnest($1::text[], $2::text[]) AS given (kind, value)
+JOIN contact_identities ci ON ci.kind = given.kind AND ci.value = given.value
+"""
+# in id order, so that two transactions locking some of the same contacts cannot deadlock
+LOCK_FOR_IMPORT = """
+SELECT id, name, tags, fields, account_manager_id, value, pinned_tier
+FROM contacts WHERE id = any($1::bigint[])
+ORDER BY id
+FOR NO KEY UPDATE
+"""
+# KEY SHARE until the commit: an agent named account manager is not deleted before it is
+# written (agents' addresses are unique whatever their case)
+AGENTS_BY_EMAIL = """
+SELECT id, lower(email) AS email FROM agents WHERE lower(email) = any($1::text[])
+FOR KEY SHARE
+"""
+# ids first, so each new contact is known to be the row that asked for it
+NEW_CONTACT_IDS = """
+SELECT nextval(pg_get_serial_sequence('contacts', 'id')::regclass) AS id
+FROM generate_series(1, $1)
+"""
+# tags and fields travel as JSON text: a text[][] cannot hold rows of different lengths (and
+# asyncpg takes a list in a list for a second dimension)
+CREATE_IMPORTED = """
+INSERT INTO contacts (id, name, tags, fields, account_manager_id, created_at, updated_at)
+SELECT g.id, g.name, ARRAY(SELECT jsonb_array_elements_text(g.tags::jsonb)), g.fields::jsonb,
+       g.manager, $6, $6
+FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::bigint[])
+     AS g (id, name, tags, fields, manager)
+"""
+SET_IMPORTED = """
+UPDATE contacts c
+SET name = g.name, tags = ARRAY(SELECT jsonb_array_elements_text(g.tags::jsonb)),
+    fields = g.fields::jsonb, account_manager_id = g.manager, updated_at = $6
+FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::bigint[])
+     AS g (id, name, tags, fields, manager)
+WHERE c.id = g.id
+"""
+# an identity that belongs to someone else stays theirs
+ADD_IDENTITIES_OF_MANY = """
+INSERT INTO contact_identities (contact_id, kind, value)
+SELECT contact_id, kind, value
+FROM unnest($1::bigint[], $2::text[], $3::text[]) AS given (contact_id, kind, value)
+ON CONFLICT (kind, value) DO NOTHING
+"""
+
+
+async def identity_owners(conn: Executor, identities: Sequence[Identity]) -> dict[Identity, int]:
+    """The contact each known identity belongs to."""
+    rows = await conn.fetch(IDENTITY_OWNERS, *_columns(tuple(identities)))
+    return {Identity(IdentityKind(r["kind"]), r["value"]): int(r["contact_id"]) for r in rows}
+
+
+async def lock_for_import(conn: Connection, contact_ids: Sequence[int]) -> list[asyncpg.Record]:
+    """Lock the contacts' rows (in id order); what an import may change on each."""
+    return list(await conn.fetch(LOCK_FOR_IMPORT, sorted(contact_ids)))
+
+
+async def agent_ids_by_email(conn: Connection, emails: Sequence[str]) -> dict[str, int]:
+    """Agent ids by lowercased e-mail, their rows held against deletion until the commit."""
+    rows = await conn.fetch(AGENTS_BY_EMAIL, [e.lower() for e in emails])
+    return {str(r["email"]): int(r["id"]) for r in rows}
+
+
+def _attribute_columns(
+    contacts: Sequence[Mapping[str, Any]],
+) -> tuple[list[str | None], list[str], list[str], list[int | None]]:
+    return (
+        [c["name"] for c in contacts],
+        [json.dumps(list(c["tags"])) for c in contacts],
+        [json.dumps(c["fields"]) for c in contacts],
+        [c["account_manager_id"] for c in contacts],
+    )
+
+
+async def create_imported(
+    conn: Connection, contacts: Sequence[Mapping[str, Any]], now: datetime
+) -> list[int]:
+    """New contacts with name, tags, fields and account_manager_id; their ids, in order."""
+    if not contacts:
+        return []
+    ids = [int(r["id"]) for r in await conn.fetch(NEW_CONTACT_IDS, len(contacts))]
+    await conn.execute(CREATE_IMPORTED, ids, *_attribute_columns(contacts), now)
+    return ids
+
+
+async def set_imported(
+    conn: Connection, contacts: Mapping[int, Mapping[str, Any]], now: datetime
+) -> None:
+    """Set name, tags, fields and account_manager_id of each contact (by id)."""
+    if contacts:
+        ids = sorted(contacts)
+        columns = _attribute_columns([contacts[i] for i in ids])
+        await conn.execute(SET_IMPORTED, ids, *columns, now)
+
+
+async def add_identities_of_many(
+    conn: Connection, identities: Sequence[tuple[int, Identity]]
+) -> None:
+    """Attach (contact id, identity) pairs; one already someone's stays theirs."""
+    if identities:
+        await conn.execute(
+            ADD_IDENTITIES_OF_MANY,
+            [contact_id for contact_id, _ in identities],
+            [str(i.kind) for _, i in identities],
+            [i.value for _, i in identities],
+        )
