@@ -17,7 +17,7 @@ logger = logging.getLogger(__name__)
 
 # an arbitrary constant that no other lock of ours uses
 MIGRATION_LOCK_ID = 7_263_180_001
-_FILE_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
+_FILE_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql\Z")
 
 
 @dataclass(frozen=True)

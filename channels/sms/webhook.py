@@ -87,8 +87,8 @@ def _refused() -> ApiError:
 
 
 # Twilio's ids: two letters and 32 hex digits (AC... accounts, SM.../MM... messages)
-_SID = re.compile(r"^[A-Z]{2}[0-9a-fA-F]{32}$")
-_ACCOUNT = re.compile(r"^AC[0-9a-fA-F]{32}$")
+_SID = re.compile(r"^[A-Z]{2}[0-9a-fA-F]{32}\Z")
+_ACCOUNT = re.compile(r"^AC[0-9a-fA-F]{32}\Z")
 _MAX_URL = 2000
 
 

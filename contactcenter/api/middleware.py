@@ -23,7 +23,7 @@ logger = logging.getLogger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
-_CALLER_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+_CALLER_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}\Z")
 RETRY_AFTER_SECONDS = "5"
 
 # what the framework itself refuses, in our words

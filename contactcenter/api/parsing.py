@@ -72,7 +72,7 @@ def _field_error(error: Any) -> dict[str, str]:
     return {"field": location, "message": error["msg"], "type": error["type"]}
 
 
-_DIGITS = re.compile(r"^[0-9]{1,19}$")
+_DIGITS = re.compile(r"^[0-9]{1,19}\Z")
 
 
 def whole_number(raw: str, *, low: int = 0, high: int = MAX_ID) -> int | None:

@@ -18,7 +18,7 @@ MAX_TAGS = 50
 MAX_TAG_CHARS = 50
 MAX_FIELDS = 50
 MAX_FIELD_TEXT = 500
-FIELD_KEY = re.compile(r"^[a-z0-9_]{1,64}$")
+FIELD_KEY = re.compile(r"^[a-z0-9_]{1,64}\Z")
 # numbers a JSON reader in any language keeps exactly
 MAX_SAFE_INTEGER = 2**53 - 1
 

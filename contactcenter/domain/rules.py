@@ -123,7 +123,7 @@ MAX_PRIORITY = 10
 MAX_ID = 2**63 - 1
 TIERS = range(1, 5)
 
-LANGUAGE = re.compile(r"^[a-z]{2,3}$")
+LANGUAGE = re.compile(r"^[a-z]{2,3}\Z")
 
 
 class ConditionType(StrEnum):
