@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import asyncpg
 from aiohttp import web
-from pydantic import Field, model_validator
+from pydantic import Field, StrictInt, model_validator
 
 from contactcenter.api.admin_teams import Id, Name, Skills
 from contactcenter.api.auth import require_agent
@@ -27,7 +27,7 @@ MAX_TEAMS = 1000
 DEFAULT_PAGE = 50
 MAX_PAGE = 200
 
-Capacity = Annotated[int, Field(ge=0, le=100)]
+Capacity = Annotated[StrictInt, Field(ge=0, le=100)]
 
 
 class ChannelCapacity(Body):

@@ -4,18 +4,18 @@
 from __future__ import annotations
 
 import re
-from datetime import date, datetime
+from datetime import datetime
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
 import asyncpg
 from aiohttp import web
-from pydantic import AfterValidator, Field, model_validator
+from pydantic import AfterValidator, Field, StrictBool, model_validator
 
 from contactcenter.api.auth import require_agent
 from contactcenter.api.errors import ApiError
 from contactcenter.api.keys import CONNS
-from contactcenter.api.parsing import Body, CleanStr, path_id, read_json
+from contactcenter.api.parsing import Body, CleanStr, IsoDate, path_id, read_json
 from contactcenter.api.serialize import jsonable
 from contactcenter.domain.business_hours import MAX_DATES
 from contactcenter.domain.enums import Role
@@ -38,7 +38,7 @@ def _name(value: str) -> str:
 Name = Annotated[CleanStr, Field(max_length=100), AfterValidator(_name)]
 # checked in the domain, which says what is wrong with a code (invalid_timezone ...)
 Text = Annotated[CleanStr, Field(max_length=100)]
-Dates = Annotated[list[date], Field(max_length=MAX_DATES * 3)]
+Dates = Annotated[list[IsoDate], Field(max_length=MAX_DATES * 3)]
 
 
 class BusinessHoursPatch(Body):
@@ -50,7 +50,7 @@ class BusinessHoursPatch(Body):
     subdivision: Text | None = None
     closed_dates: Dates | None = None
     open_dates: Dates | None = None
-    is_default: bool | None = None
+    is_default: StrictBool | None = None
 
     @model_validator(mode="after")
     def _no_null_where_a_value_is_needed(self) -> BusinessHoursPatch:

@@ -11,6 +11,7 @@ path of the offending value.
 from __future__ import annotations
 
 import dataclasses
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 import asyncpg
@@ -37,8 +38,14 @@ from contactcenter.services.routing_rules import DryRun, RuleDraft, SampleContac
 
 READERS = (Role.SUPERVISOR, Role.ADMIN)
 WRITERS = (Role.ADMIN,)
-MAX_RULES_IN_TEST = 100
-MAX_SAMPLE_TEXT = 100_000
+MAX_RULES_IN_TEST = 20
+# a dry run's sample is a message: as long as a message may be
+MAX_SAMPLE_TEXT = 10_000
+# regular expressions a dry run may compile and run: each costs up to ~25 ms of this process
+MAX_REGEXES_IN_TEST = 100
+# sample times the calendars can place
+EARLIEST_SAMPLE = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST_SAMPLE = datetime(2200, 1, 1, tzinfo=UTC)
 
 
 def _one_line(value: str) -> str:
@@ -69,7 +76,7 @@ Regex = Annotated[
 FieldValue = (
     Annotated[CleanStr, Field(max_length=domain.MAX_FIELD_VALUE_CHARS)]
     | StrictInt
-    | StrictFloat
+    | Annotated[StrictFloat, Field(allow_inf_nan=False)]
     | StrictBool
 )
 
@@ -270,6 +277,12 @@ class SampleMessageBody(Body):
     # RFC 3339 with an offset; default now
     at: AwareDatetime | None = None
 
+    @model_validator(mode="after")
+    def _a_time_calendars_know(self) -> SampleMessageBody:
+        if self.at is not None and not EARLIEST_SAMPLE <= self.at < LATEST_SAMPLE:
+            raise ValueError("at must be between 1970 and 2200")
+        return self
+
 
 class SampleContactBody(Body):
     tier: Annotated[StrictInt, Field(ge=1, le=4)] = 4
@@ -289,6 +302,14 @@ class DryRunBody(Body):
     def _one_contact(self) -> DryRunBody:
         if self.contact is not None and self.contact_id is not None:
             raise ValueError("give contact or contact_id, not both")
+        regexes = sum(
+            1
+            for rule in self.rules or ()
+            for condition in rule.conditions.conditions
+            if isinstance(condition, TextCondition) and condition.regex is not None
+        )
+        if regexes > MAX_REGEXES_IN_TEST:
+            raise ValueError(f"at most {MAX_REGEXES_IN_TEST} regular expressions in one dry run")
         return self
 
 

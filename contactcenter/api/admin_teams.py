@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import asyncpg
 from aiohttp import web
-from pydantic import AfterValidator, Field, model_validator
+from pydantic import AfterValidator, Field, StrictBool, StrictInt, model_validator
 
 from contactcenter.api.auth import require_agent
 from contactcenter.api.errors import ApiError
@@ -35,19 +35,19 @@ def one_line(value: str) -> str:
 Name = Annotated[CleanStr, Field(max_length=100), AfterValidator(one_line)]
 # normalised and checked in the domain, which answers invalid_skill
 Skills = Annotated[list[Annotated[CleanStr, Field(max_length=100)]], Field(max_length=500)]
-Id = Annotated[int, Field(ge=1, le=MAX_ID)]
+Id = Annotated[StrictInt, Field(ge=1, le=MAX_ID)]
 
 
 class TeamPatch(Body):
     name: Name | None = None
     skills: Skills | None = None
     strategy: AssignStrategy | None = None
-    sticky_wait_seconds: Annotated[int, Field(ge=0, le=86_400)] | None = None
-    sticky_last_agent: bool | None = None
+    sticky_wait_seconds: Annotated[StrictInt, Field(ge=0, le=86_400)] | None = None
+    sticky_last_agent: StrictBool | None = None
     # both or neither; null removes the overflow (and its wait)
     overflow_team_id: Id | None = None
-    overflow_after_seconds: Annotated[int, Field(ge=1, le=604_800)] | None = None
-    is_default: bool | None = None
+    overflow_after_seconds: Annotated[StrictInt, Field(ge=1, le=604_800)] | None = None
+    is_default: StrictBool | None = None
 
     @model_validator(mode="after")
     def _no_null_where_a_value_is_needed(self) -> TeamPatch:

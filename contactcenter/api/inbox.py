@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Annotated, Literal
 
 from aiohttp import web
-from pydantic import AwareDatetime, Field
+from pydantic import AwareDatetime, Field, StrictInt
 
 from contactcenter.api.auth import require_agent
 from contactcenter.api.errors import ApiError
@@ -44,8 +44,8 @@ class StatusBody(Body):
 
 
 class AssignBody(Body):
-    agent_id: Annotated[int, Field(ge=1, le=MAX_ID)] | None = None
-    team_id: Annotated[int, Field(ge=1, le=MAX_ID)] | None = None
+    agent_id: Annotated[StrictInt, Field(ge=1, le=MAX_ID)] | None = None
+    team_id: Annotated[StrictInt, Field(ge=1, le=MAX_ID)] | None = None
 
 
 class PresenceBody(Body):

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import math
 import re
+from datetime import date
 from typing import Annotated, Any, TypeVar
 
 from aiohttp import web
-from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, ValidationError
 
 from contactcenter.api.errors import ApiError
 from contactcenter.api.keys import CONNS
@@ -35,6 +37,28 @@ def _storable(value: str) -> str:
 CleanStr = Annotated[str, AfterValidator(_storable)]
 
 
+def _not_a_number(token: str) -> float:
+    # NaN and Infinity are not JSON (RFC 8259), though Python's json reads them
+    raise ValueError(f"{token} is not a JSON number")
+
+
+def _finite_float(token: str) -> float:
+    value = float(token)
+    if not math.isfinite(value):
+        raise ValueError(f"{token[:40]} is out of range")
+    return value
+
+
+def _text_only(value: object) -> object:
+    if not isinstance(value, str):
+        raise ValueError("must be a date as text, YYYY-MM-DD")
+    return value
+
+
+# a date written as a date ("2026-10-01"), never a number of seconds
+IsoDate = Annotated[date, BeforeValidator(_text_only)]
+
+
 class Body(BaseModel):
     """A request body: unknown fields are refused, so a typo is an error and not a no-op."""
 
@@ -52,7 +76,9 @@ async def read_json(request: web.Request, model: type[Model]) -> Model:
     try:
         # JSON between systems is UTF-8 (RFC 8259); json.loads would guess UTF-16 from bytes.
         # ValueError also covers integers of over 4,300 digits, RecursionError deep nesting.
-        data = json.loads(raw.decode("utf-8"))
+        data = json.loads(
+            raw.decode("utf-8"), parse_constant=_not_a_number, parse_float=_finite_float
+        )
     except (ValueError, RecursionError) as exc:
         reason = "too deeply nested" if isinstance(exc, RecursionError) else str(exc)
         raise ApiError(400, "invalid_json", f"the body is not valid JSON: {reason}") from None

@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import re
 import unicodedata
 from collections.abc import Callable, Iterable, Mapping
@@ -207,10 +208,13 @@ def _options() -> Any:
     options = re2.Options()
     options.case_sensitive = False
     options.log_errors = False
+    # RE2's default of 8 MiB let a 25-character expression take 0.2 s and 5 MB to compile;
+    # with 1 MiB such a one is refused as too large, and compiling costs milliseconds
+    options.max_mem = 1 << 20
     return options
 
 
-@functools.lru_cache(maxsize=1024)
+@functools.lru_cache(maxsize=256)
 def _compile(pattern: str) -> Any:
     return re2.compile(pattern, _options())
 
@@ -524,6 +528,8 @@ def _str(convert: Callable[[str], str]) -> Callable[[object], str]:
 def _scalar(value: object) -> str:
     if value is None or isinstance(value, list | dict):
         raise ValueError("must be text, a number or true/false")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError("must be a finite number")
     if isinstance(value, str) and len(value) > MAX_FIELD_VALUE_CHARS:
         raise ValueError(f"must be at most {MAX_FIELD_VALUE_CHARS} characters")
     return field_text(value)

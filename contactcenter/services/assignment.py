@@ -93,8 +93,8 @@ class Transfer:
 async def transfer(conns: Conns, by: Agent, conversation_id: int, to: Transfer) -> dict[str, Any]:
     """Give the conversation to an agent (within their capacity) or to a team's queue.
 
-    Agents may take a conversation themselves or pass it to a team; giving it to another
-    agent is for supervisors and admins.
+    Agents may take an unassigned conversation or pass on their own (to a team); giving
+    one to another agent, or moving a colleague's, is for supervisors and admins.
     """
     if to.agent_id is None and to.team_id is None:
         raise Invalid("name an agent_id, a team_id or both", code="nothing_to_assign")
@@ -161,6 +161,11 @@ def _transferable(by: Agent, conversation: asyncpg.Record | None) -> asyncpg.Rec
         raise Conflict(
             f"a {conversation['status']} conversation cannot be assigned; reopen it first",
             code="conversation_not_active",
+        )
+    if by.role is Role.AGENT and conversation["assignee_id"] not in (None, by.id):
+        raise Forbidden(
+            "this conversation is a colleague's: they or a supervisor can pass it on",
+            code="forbidden",
         )
     return conversation
 

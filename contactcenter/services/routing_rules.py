@@ -236,10 +236,10 @@ async def _evaluate(
     return evaluate(rules, facts), facts
 
 
-# rules parsed by this process, by (id, row version): parsing fifty rules (and compiling their
-# regular expressions) took longer than the rest of a route job
-_parsed: dict[tuple[int, str], Rule] = {}
-PARSED_KEPT = 10_000
+# rules parsed by this process: id -> (row version, rule). Parsing fifty rules (and compiling
+# their regular expressions) took longer than the rest of a route job. Only the version last
+# seen is kept, so the cache holds at most the rules there are.
+_parsed: dict[int, tuple[str, Rule]] = {}
 
 
 async def enabled_rules(conn: Executor) -> list[Rule]:
@@ -247,21 +247,16 @@ async def enabled_rules(conn: Executor) -> list[Rule]:
     are read every time (a change is seen at once by every process), their text only when a
     version is new to this process."""
     versions = await routing_rules.enabled_versions(conn)
-    missing = [r["id"] for r in versions if (r["id"], r["version"]) not in _parsed]
-    fresh: dict[int, Rule] = {}
+    missing = [r["id"] for r in versions if _parsed.get(r["id"], ("",))[0] != r["version"]]
     if missing:
-        if len(_parsed) > PARSED_KEPT:
-            _parsed.clear()
         for row in await routing_rules.by_ids(conn, missing):
+            # a rule changed between the two reads is taken as it is now
             for rule in _parse_rows([row]):
-                # a rule changed between the two reads is taken as it is now
-                _parsed[(rule.id, row["version"])] = fresh[rule.id] = rule
-    rules = []
-    for row in versions:
-        found = _parsed.get((row["id"], row["version"])) or fresh.get(row["id"])
-        if found is not None:  # None: deleted meanwhile, or not parseable
-            rules.append(found)
-    return rules
+                _parsed[rule.id] = (row["version"], rule)
+        gone = _parsed.keys() - {r["id"] for r in versions}
+        for rule_id in gone:
+            del _parsed[rule_id]
+    return [_parsed[r["id"]][1] for r in versions if r["id"] in _parsed]
 
 
 async def evaluate_for(conn: Executor, facts: RoutingFacts) -> RulesOutcome:
