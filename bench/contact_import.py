@@ -29,7 +29,6 @@ import argparse
 import asyncio
 import json
 import logging
-import os
 import random
 import sys
 import tempfile
@@ -42,7 +41,7 @@ from typing import Any
 import aiohttp
 import asyncpg
 
-from bench.ingest import machine, servers, web_process
+from bench.ingest import machine, server_arguments, servers, web_process
 from contactcenter import db
 from contactcenter.domain.enums import Role
 from contactcenter.scratch import scratch_database
@@ -164,16 +163,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--base", type=int, default=0, help="contacts with a value already there (default 0)"
     )
     parser.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
-    parser.add_argument(
-        "--database-url",
-        default=os.environ.get("BENCH_DATABASE_URL"),
-        help="PostgreSQL admin URL (default: BENCH_DATABASE_URL, else an embedded server)",
-    )
-    parser.add_argument(
-        "--redis-url",
-        default=os.environ.get("BENCH_REDIS_URL"),
-        help="Redis URL (default: BENCH_REDIS_URL, else an embedded server)",
-    )
+    server_arguments(parser)
     return parser.parse_args(argv)
 
 

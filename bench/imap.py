@@ -34,7 +34,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import os
 import secrets
 import sys
 import tempfile
@@ -50,7 +49,7 @@ import asyncpg
 from arq.constants import default_queue_name
 from arq.worker import Worker
 
-from bench.ingest import machine, percentile, servers
+from bench.ingest import machine, percentile, server_arguments, servers
 from channels.email.listener import MailboxListener
 from contactcenter import db
 from contactcenter.conns import Conns, create_redis
@@ -299,16 +298,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--mails", type=int, default=200, help="mails to append (default 200)")
     parser.add_argument("--rate", type=float, default=20.0, help="appends per second (default 20)")
-    parser.add_argument(
-        "--database-url",
-        default=os.environ.get("BENCH_DATABASE_URL"),
-        help="PostgreSQL admin URL (default: BENCH_DATABASE_URL, else an embedded server)",
-    )
-    parser.add_argument(
-        "--redis-url",
-        default=os.environ.get("BENCH_REDIS_URL"),
-        help="Redis URL (default: BENCH_REDIS_URL, else an embedded server)",
-    )
+    server_arguments(parser)
     args = parser.parse_args(argv)
     if args.mails < 1 or args.rate <= 0:
         parser.error("--mails must be at least 1 and --rate above 0")

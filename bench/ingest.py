@@ -339,13 +339,8 @@ def machine() -> dict[str, Any]:
     }
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m bench.ingest", description=__doc__.split("\n")[0]
-    )
-    parser.add_argument("--concurrency", type=int, default=32, help="client tasks (default 32)")
-    parser.add_argument("--seconds", type=float, default=10.0, help="measured seconds (default 10)")
-    parser.add_argument("--warmup", type=float, default=2.0, help="warm-up seconds (default 2)")
+def server_arguments(parser: argparse.ArgumentParser) -> None:
+    """--database-url and --redis-url, from BENCH_DATABASE_URL / BENCH_REDIS_URL by default."""
     parser.add_argument(
         "--database-url",
         default=os.environ.get("BENCH_DATABASE_URL"),
@@ -356,6 +351,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=os.environ.get("BENCH_REDIS_URL"),
         help="Redis URL (default: BENCH_REDIS_URL, else an embedded server)",
     )
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.ingest", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument("--concurrency", type=int, default=32, help="client tasks (default 32)")
+    parser.add_argument("--seconds", type=float, default=10.0, help="measured seconds (default 10)")
+    parser.add_argument("--warmup", type=float, default=2.0, help="warm-up seconds (default 2)")
+    server_arguments(parser)
     return parser.parse_args(argv)
 
 

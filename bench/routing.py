@@ -22,17 +22,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import logging
-import os
-import platform
 import statistics
 import sys
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -40,12 +36,12 @@ from typing import Any
 import asyncpg
 from arq.connections import ArqRedis
 
+from bench.ingest import machine, server_arguments, servers
 from contactcenter import db
 from contactcenter.conns import Conns, create_redis
 from contactcenter.domain import language
 from contactcenter.domain.enums import Channel, IdentityKind
 from contactcenter.domain.messages import Identity, InboundMessage
-from contactcenter.embedded import EmbeddedPostgres, EmbeddedRedis
 from contactcenter.scratch import scratch_database
 from contactcenter.services import routing
 from contactcenter.services.ingest import ingest
@@ -224,31 +220,9 @@ async def floor(pool: asyncpg.Pool, ids: list[int], team_ids: list[int]) -> dict
     return summary(durations)
 
 
-@contextlib.asynccontextmanager
-async def servers() -> AsyncIterator[tuple[str, str]]:
-    pg_url, redis_url = os.environ.get("BENCH_DATABASE_URL"), os.environ.get("BENCH_REDIS_URL")
-    with tempfile.TemporaryDirectory() as tmp:
-        postgres = redis = None
-        if not pg_url:
-            postgres = EmbeddedPostgres(Path(tmp) / "postgres")
-            pg_url = postgres.start("postgres")
-        if not redis_url:
-            redis = EmbeddedRedis(Path(tmp) / "redis", persistent=False)
-            redis_url = redis.start()
-        try:
-            yield pg_url, redis_url
-        finally:
-            if redis is not None:
-                redis.stop()
-            if postgres is not None:
-                postgres.stop()
-
-
-async def run(conversations: int, rules: int) -> dict[str, Any]:
-    async with (
-        servers() as (admin_url, redis_url),
-        scratch_database(admin_url, prefix="bench_routing") as url,
-    ):
+async def run(args: argparse.Namespace, admin_url: str, redis_url: str) -> dict[str, Any]:
+    conversations, rules = args.conversations, args.rules
+    async with scratch_database(admin_url, prefix="bench_routing") as url:
         settings = Settings(database_url=url, redis_url=redis_url, secret_key="b" * 40)
         pool = await db.create_pool(settings.database, min_size=2, max_size=4)
         redis: ArqRedis = await create_redis(settings.redis)
@@ -267,7 +241,7 @@ async def run(conversations: int, rules: int) -> dict[str, Any]:
     return {
         "benchmark": "routing",
         "date": datetime.now(UTC).date().isoformat(),
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        "machine": machine(),
         "conversations": conversations,
         "rules": rules,
         "agents": TEAMS * AGENTS_PER_TEAM,
@@ -278,12 +252,20 @@ async def run(conversations: int, rules: int) -> dict[str, Any]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--conversations", type=int, default=2000)
-    parser.add_argument("--rules", type=int, default=50)
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.routing", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument("--conversations", type=int, default=2000, help="(default 2,000)")
+    parser.add_argument("--rules", type=int, default=50, help="routing rules (default 50)")
+    server_arguments(parser)
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
-    print(json.dumps(asyncio.run(run(args.conversations, args.rules)), indent=2))
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-routing-") as tmp,
+        servers(Path(tmp), args.database_url, args.redis_url) as (admin_url, redis_url),
+    ):
+        report = asyncio.run(run(args, admin_url, redis_url))
+    print(json.dumps(report, indent=2))
 
 
 if __name__ == "__main__":

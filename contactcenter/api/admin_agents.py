@@ -8,13 +8,13 @@ from typing import Annotated, Any
 
 import asyncpg
 from aiohttp import web
-from pydantic import Field, StrictInt, model_validator
+from pydantic import Field, StrictInt
 
 from contactcenter.api.admin_teams import Id, Name, Skills
 from contactcenter.api.auth import require_agent
 from contactcenter.api.errors import ApiError
 from contactcenter.api.keys import CONNS
-from contactcenter.api.parsing import Body, CleanStr, path_id, read_json, whole_number
+from contactcenter.api.parsing import Body, CleanStr, Patch, path_id, read_json, whole_number
 from contactcenter.api.serialize import jsonable
 from contactcenter.domain.enums import Role
 from contactcenter.services import teams as service
@@ -39,7 +39,9 @@ class ChannelCapacity(Body):
     web: Capacity | None = None
 
 
-class AgentPatch(Body):
+class AgentPatch(Patch):
+    not_null = NOT_NULL
+
     name: Name | None = None
     role: Role | None = None
     capacity: Capacity | None = None
@@ -47,13 +49,6 @@ class AgentPatch(Body):
     channel_capacity: ChannelCapacity | None = None
     skills: Skills | None = None
     team_ids: Annotated[list[Id], Field(max_length=MAX_TEAMS)] | None = None
-
-    @model_validator(mode="after")
-    def _no_null_where_a_value_is_needed(self) -> AgentPatch:
-        for name in NOT_NULL:
-            if name in self.model_fields_set and getattr(self, name) is None:
-                raise ValueError(f"{name} cannot be null (leave it out to keep it)")
-        return self
 
 
 class AgentBody(AgentPatch):

@@ -10,12 +10,12 @@ from zoneinfo import ZoneInfo
 
 import asyncpg
 from aiohttp import web
-from pydantic import AfterValidator, Field, StrictBool, model_validator
+from pydantic import AfterValidator, Field, StrictBool
 
 from contactcenter.api.auth import require_agent
 from contactcenter.api.errors import ApiError
 from contactcenter.api.keys import CONNS
-from contactcenter.api.parsing import Body, CleanStr, IsoDate, path_id, read_json
+from contactcenter.api.parsing import CleanStr, IsoDate, Patch, path_id, read_json
 from contactcenter.api.serialize import jsonable
 from contactcenter.domain.business_hours import MAX_DATES
 from contactcenter.domain.enums import Role
@@ -41,7 +41,9 @@ Text = Annotated[CleanStr, Field(max_length=100)]
 Dates = Annotated[list[IsoDate], Field(max_length=MAX_DATES * 3)]
 
 
-class BusinessHoursPatch(Body):
+class BusinessHoursPatch(Patch):
+    not_null = NOT_NULL
+
     name: Name | None = None
     timezone: Text | None = None
     # {"mon": [["09:00", "12:00"], ["13:00", "18:00"]], ...}; a missing weekday is closed
@@ -51,13 +53,6 @@ class BusinessHoursPatch(Body):
     closed_dates: Dates | None = None
     open_dates: Dates | None = None
     is_default: StrictBool | None = None
-
-    @model_validator(mode="after")
-    def _no_null_where_a_value_is_needed(self) -> BusinessHoursPatch:
-        for name in NOT_NULL:
-            if name in self.model_fields_set and getattr(self, name) is None:
-                raise ValueError(f"{name} cannot be null (leave it out to keep it)")
-        return self
 
 
 class BusinessHoursBody(BusinessHoursPatch):

@@ -7,12 +7,12 @@ from typing import Annotated, Any, Literal
 
 import asyncpg
 from aiohttp import web
-from pydantic import AfterValidator, Field, model_validator
+from pydantic import AfterValidator, Field
 
 from contactcenter.api.auth import require_agent
 from contactcenter.api.errors import ApiError
 from contactcenter.api.keys import CONNS
-from contactcenter.api.parsing import Body, CleanStr, path_id, read_json, whole_number
+from contactcenter.api.parsing import Body, CleanStr, Patch, path_id, read_json, whole_number
 from contactcenter.api.serialize import jsonable
 from contactcenter.domain.enums import Role
 from contactcenter.domain.identities import normalise_email, normalise_phone
@@ -41,7 +41,9 @@ READS_ANOTHER_FOLDER = {"imap_host", "imap_port", "imap_user", "imap_folder"}
 NOT_NULL = ("name", "address", "imap_folder", "imap_security", "smtp_security", "enabled")
 
 
-class MailboxPatch(Body):
+class MailboxPatch(Patch):
+    not_null = NOT_NULL
+
     name: Annotated[Line, Field(min_length=1, max_length=100)] | None = None
     address: Short | None = None
     display_name: Short | None = None
@@ -58,13 +60,6 @@ class MailboxPatch(Body):
     smtp_user: Short | None = None
     smtp_password: Secret | None = None
     enabled: bool | None = None
-
-    @model_validator(mode="after")
-    def _no_null_where_a_value_is_needed(self) -> MailboxPatch:
-        for name in NOT_NULL:
-            if name in self.model_fields_set and getattr(self, name) is None:
-                raise ValueError(f"{name} cannot be null (leave it out to keep it)")
-        return self
 
 
 class MailboxBody(MailboxPatch):

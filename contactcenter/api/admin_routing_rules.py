@@ -29,7 +29,7 @@ from pydantic import (
 
 from contactcenter.api.auth import require_agent
 from contactcenter.api.keys import CONNS
-from contactcenter.api.parsing import Body, CleanStr, path_id, read_json
+from contactcenter.api.parsing import Body, CleanStr, Patch, path_id, read_json
 from contactcenter.api.serialize import jsonable
 from contactcenter.domain import rules as domain
 from contactcenter.domain.enums import Channel, Role
@@ -241,20 +241,16 @@ Actions = Annotated[list[Action], Field(min_length=1, max_length=len(domain.Acti
 # ---- bodies
 
 
-class RulePatch(Body):
+class RulePatch(Patch):
+    # every field of a rule holds a value
+    not_null = ("name", "enabled", "position", "conditions", "actions")
+
     name: Name | None = None
     enabled: StrictBool | None = None
     # 1-based; past the end puts the rule last
     position: Annotated[StrictInt, Field(ge=1, le=2**31 - 1)] | None = None
     conditions: Conditions | None = None
     actions: Actions | None = None
-
-    @model_validator(mode="after")
-    def _no_null_where_a_value_is_needed(self) -> RulePatch:
-        for name in self.model_fields_set:
-            if getattr(self, name) is None:
-                raise ValueError(f"{name} cannot be null (leave it out to keep it)")
-        return self
 
 
 class RuleBody(RulePatch):

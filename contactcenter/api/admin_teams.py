@@ -7,12 +7,12 @@ from typing import Annotated, Any
 
 import asyncpg
 from aiohttp import web
-from pydantic import AfterValidator, Field, StrictBool, StrictInt, model_validator
+from pydantic import AfterValidator, Field, StrictBool, StrictInt
 
 from contactcenter.api.auth import require_agent
 from contactcenter.api.errors import ApiError
 from contactcenter.api.keys import CONNS
-from contactcenter.api.parsing import MAX_ID, Body, CleanStr, path_id, read_json
+from contactcenter.api.parsing import MAX_ID, Body, CleanStr, Patch, path_id, read_json
 from contactcenter.api.serialize import jsonable
 from contactcenter.domain.enums import AssignStrategy, Role
 from contactcenter.services import teams as service
@@ -38,7 +38,9 @@ Skills = Annotated[list[Annotated[CleanStr, Field(max_length=100)]], Field(max_l
 Id = Annotated[StrictInt, Field(ge=1, le=MAX_ID)]
 
 
-class TeamPatch(Body):
+class TeamPatch(Patch):
+    not_null = NOT_NULL
+
     name: Name | None = None
     skills: Skills | None = None
     strategy: AssignStrategy | None = None
@@ -48,13 +50,6 @@ class TeamPatch(Body):
     overflow_team_id: Id | None = None
     overflow_after_seconds: Annotated[StrictInt, Field(ge=1, le=604_800)] | None = None
     is_default: StrictBool | None = None
-
-    @model_validator(mode="after")
-    def _no_null_where_a_value_is_needed(self) -> TeamPatch:
-        for name in NOT_NULL:
-            if name in self.model_fields_set and getattr(self, name) is None:
-                raise ValueError(f"{name} cannot be null (leave it out to keep it)")
-        return self
 
 
 class TeamBody(TeamPatch):

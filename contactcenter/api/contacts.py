@@ -17,12 +17,11 @@ from pydantic import (
     StrictInt,
     StrictStr,
     StringConstraints,
-    model_validator,
 )
 
 from contactcenter.api.auth import require_agent
 from contactcenter.api.keys import CONNS
-from contactcenter.api.parsing import MAX_ID, Body, CleanStr, path_id, read_json
+from contactcenter.api.parsing import MAX_ID, CleanStr, Patch, path_id, read_json
 from contactcenter.api.serialize import jsonable
 from contactcenter.domain.contacts import check_fields, normalise_tags
 from contactcenter.domain.enums import Role
@@ -48,20 +47,15 @@ Name = Annotated[
 ]
 
 
-class ContactPatch(Body):
+class ContactPatch(Patch):
+    not_null = NOT_NULL
+
     name: Name | None = None
     value: StrictInt | StrictFloat | StrictStr | None = None
     # checked and normalised by domain.contacts (codes invalid_tag, too_many_tags ...)
     tags: Annotated[list[StrictStr], Field(max_length=500)] | None = None
     fields: dict[str, Any] | None = None
     account_manager_id: Annotated[StrictInt, Field(ge=1, le=MAX_ID)] | None = None
-
-    @model_validator(mode="after")
-    def _no_null_where_a_value_is_needed(self) -> ContactPatch:
-        for name in NOT_NULL:
-            if name in self.model_fields_set and getattr(self, name) is None:
-                raise ValueError(f"{name} cannot be null (leave it out to keep it)")
-        return self
 
 
 def _changes(body: ContactPatch) -> ContactChanges:

@@ -6,10 +6,17 @@ import json
 import math
 import re
 from datetime import date
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, ClassVar, Self, TypeVar
 
 from aiohttp import web
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    ValidationError,
+    model_validator,
+)
 
 from contactcenter.api.errors import ApiError
 from contactcenter.api.keys import CONNS
@@ -63,6 +70,20 @@ class Body(BaseModel):
     """A request body: unknown fields are refused, so a typo is an error and not a no-op."""
 
     model_config = ConfigDict(extra="forbid")
+
+
+class Patch(Body):
+    """A PATCH body: a field left out keeps its value. A field named in `not_null` always
+    holds one, so null is refused there (leave it out to keep it)."""
+
+    not_null: ClassVar[tuple[str, ...]] = ()
+
+    @model_validator(mode="after")
+    def _no_null_where_a_value_is_needed(self) -> Self:
+        for name in self.not_null:
+            if name in self.model_fields_set and getattr(self, name) is None:
+                raise ValueError(f"{name} cannot be null (leave it out to keep it)")
+        return self
 
 
 async def read_json(request: web.Request, model: type[Model]) -> Model:
