@@ -174,6 +174,12 @@ CONDITIONS = [
         id="kw-phrase-spaces",
     ),
     pytest.param(
+        {"type": "text", "keywords": ["money back"]},
+        {"text": "my money\u2028back, money\x0bback"},
+        True,
+        id="kw-phrase-unicode-spaces",
+    ),
+    pytest.param(
         {"type": "text", "keywords": ["c++"]}, {"text": "a C++ question"}, True, id="kw-symbols"
     ),
     pytest.param(

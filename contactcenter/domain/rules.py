@@ -237,7 +237,8 @@ def keyword_pattern(keyword: str) -> str:
     words = fold(keyword).split()
     if not words:
         raise ValueError("a keyword must not be blank")
-    body = r"\s+".join(re2.escape(word) for word in words)
+    # RE2's \s is ASCII; Python's split() also splits at U+2028, U+0085, a vertical tab ...
+    body = r"[\s\p{Z}\x{0B}\x{85}\x{1C}-\x{1F}]+".join(re2.escape(word) for word in words)
     first, last = words[0][0], words[-1][-1]
     start = r"\b" if first.isascii() and first.isalnum() else ""
     end = r"\b" if last.isascii() and last.isalnum() else ""
