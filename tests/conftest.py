@@ -35,12 +35,14 @@ TABLES = (
     " teams, email_quarantine, imap_state, mailboxes, sms_consent_events, sms_consent,"
     " sms_numbers, tier_changes, routing_rules, business_hours, sla_policies"
 )
+# tiers name sla_policies, so the TRUNCATE above (CASCADE) empties them: the seed goes back in
 RESET_TIERS = """
 UPDATE tiers SET label = '~reset ' || rank;
-UPDATE tiers SET (label, min_value, share_percent) = (d.label, d.min_value, d.share_percent)
-FROM (VALUES (1, 'platinum', 100000, 1), (2, 'gold', 20000, 4), (3, 'silver', 2000, 15),
-             (4, 'bronze', NULL, NULL)) AS d (rank, label, min_value, share_percent)
-WHERE tiers.rank = d.rank;
+INSERT INTO tiers (rank, label, min_value, share_percent)
+VALUES (1, 'platinum', 100000, 1), (2, 'gold', 20000, 4), (3, 'silver', 2000, 15),
+       (4, 'bronze', NULL, NULL)
+ON CONFLICT (rank) DO UPDATE SET label = excluded.label, min_value = excluded.min_value,
+    share_percent = excluded.share_percent, sla_policy_id = NULL;
 UPDATE tier_settings SET method = 'shares', recomputed_at = NULL;
 """
 TEST_SECRET = "test-secret-key-that-is-long-enough-0123456789"

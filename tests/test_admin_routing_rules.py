@@ -37,7 +37,12 @@ async def team(db: asyncpg.Pool, name: str) -> int:
 
 
 async def sla_policy(db: asyncpg.Pool, name: str = "gold") -> int:
-    return int(await db.fetchval("INSERT INTO sla_policies (name) VALUES ($1) RETURNING id", name))
+    return int(
+        await db.fetchval(
+            "INSERT INTO sla_policies (name, resolution_seconds) VALUES ($1, 3600) RETURNING id",
+            name,
+        )
+    )
 
 
 async def calendar(db: asyncpg.Pool, name: str = "office", *, default: bool = False) -> int:

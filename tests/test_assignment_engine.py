@@ -364,3 +364,37 @@ async def rule(db: asyncpg.Pool, name: str, actions: list[dict[str, Any]]) -> in
             actions,
         )
     )
+
+
+async def test_the_sla_policy_is_the_rules_else_the_tiers_default(
+    conns: Conns, db: asyncpg.Pool
+) -> None:
+    standard, fast = [
+        int(
+            await db.fetchval(
+                "INSERT INTO sla_policies (name, first_response_seconds) VALUES ($1, $2)"
+                " RETURNING id",
+                name,
+                seconds,
+            )
+        )
+        for name, seconds in (("Standard", 3600), ("Platinum fast lane", 600))
+    ]
+    await db.execute("UPDATE tiers SET sla_policy_id = $1 WHERE rank = 1", standard)
+    platinum, _ = await customer_writes(conns, "hello", tier=1)
+    bronze, _ = await customer_writes(conns, "hello", tier=4)
+    await route_all(conns, [platinum, bronze])
+    policies = dict(
+        await db.fetch(
+            "SELECT id, sla_policy_id FROM conversations WHERE id = ANY($1::bigint[])",
+            [platinum, bronze],
+        )
+    )
+    assert policies == {platinum: standard, bronze: None}
+    assert (await explanation(db, platinum))["sla_policy"] == {"id": standard, "source": "tier"}
+    assert (await explanation(db, bronze))["sla_policy"] is None
+
+    await rule(db, "Complaints fast", [{"type": "sla_policy", "sla_policy_id": fast}])
+    again, _ = await customer_writes(conns, "hello again", tier=1)
+    await routing.route_conversation(conns, again)
+    assert (await explanation(db, again))["sla_policy"] == {"id": fast, "source": "rule"}

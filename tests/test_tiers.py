@@ -400,10 +400,19 @@ async def test_admins_configure_tiers_supervisors_read_and_agents_are_refused(
     assert await read.json() == {
         "method": "shares",
         "tiers": [
-            {"rank": 1, "label": "platinum", "min_value": "100000.00", "share_percent": "1"},
-            {"rank": 2, "label": "gold", "min_value": "20000.00", "share_percent": "4"},
-            {"rank": 3, "label": "silver", "min_value": "2000.00", "share_percent": "15"},
-            {"rank": 4, "label": "bronze", "min_value": None, "share_percent": None},
+            {
+                "rank": rank,
+                "label": label,
+                "min_value": low,
+                "share_percent": share,
+                "sla_policy_id": None,
+            }
+            for rank, label, low, share in (
+                (1, "platinum", "100000.00", "1"),
+                (2, "gold", "20000.00", "4"),
+                (3, "silver", "2000.00", "15"),
+                (4, "bronze", None, None),
+            )
         ],
         "recomputed_at": None,
     }

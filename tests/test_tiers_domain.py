@@ -187,6 +187,10 @@ def test_labels_do_not_change_the_rules_but_numbers_and_the_method_do() -> None:
     assert replace(SHARES, method=TierMethod.THRESHOLDS).rules_differ(SHARES)
     # by shares the thresholds are unused, so changing them changes nothing
     assert not with_tier(SHARES, 1, min_value=D(5)).rules_differ(SHARES)
+    # nor does a tier's default SLA policy, which validation leaves as it is
+    with_policy = with_tier(SHARES, 2, sla_policy_id=7)
+    assert not with_policy.rules_differ(SHARES)
+    assert validate(with_policy).tiers[1].sla_policy_id == 7
 
 
 @pytest.mark.parametrize(

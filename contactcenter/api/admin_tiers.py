@@ -2,7 +2,8 @@
 pins and the history of a contact's tier (admins write, supervisors read).
 
 Decimals (min_value, share_percent) are sent as JSON numbers or strings and come back as
-strings, so nothing is lost to floating point.
+strings, so nothing is lost to floating point. A tier's sla_policy_id (its default SLA policy)
+left out of a PUT keeps the stored one; null removes it.
 """
 
 from __future__ import annotations
@@ -39,6 +40,8 @@ class TierBody(Body):
     label: Annotated[CleanStr, Field(max_length=1000)]
     min_value: Number | None = None
     share_percent: Number | None = None
+    # left out: the stored default is kept; null: no default
+    sla_policy_id: Annotated[StrictInt, Field(ge=1, le=MAX_ID)] | None = None
 
 
 class TiersBody(Body):
@@ -65,6 +68,7 @@ def _config_view(config: TierConfig, recomputed_at: datetime | None) -> dict[str
                 "label": t.label,
                 "min_value": _money(t.min_value),
                 "share_percent": format_share(t.share_percent),
+                "sla_policy_id": t.sla_policy_id,
             }
             for t in config.tiers
         ],
@@ -83,11 +87,17 @@ def _tier_of(index: int, body: TierBody) -> Tier:
         share_percent=None
         if body.share_percent is None
         else parse_share(body.share_percent, name=f"{where}.share_percent"),
+        sla_policy_id=body.sla_policy_id,
     )
 
 
 def _config_of(body: TiersBody) -> TierConfig:
     return TierConfig(body.method, tuple(_tier_of(i, t) for i, t in enumerate(body.tiers)))
+
+
+def _sla_policy_kept(body: TiersBody) -> set[int]:
+    """The ranks whose default SLA policy was left out (kept as stored)."""
+    return {t.rank for t in body.tiers if "sla_policy_id" not in t.model_fields_set}
 
 
 async def get_tiers(request: web.Request) -> web.Response:
@@ -100,7 +110,7 @@ async def put_tiers(request: web.Request) -> web.Response:
     await require_agent(request, roles=WRITERS)
     body = await read_json(request, TiersBody)
     conns = request.app[CONNS]
-    await tiers.save_config(conns, _config_of(body))
+    await tiers.save_config(conns, _config_of(body), keep_sla_policy=_sla_policy_kept(body))
     config, recomputed_at = await tiers.load_config(conns)
     return web.json_response(_config_view(config, recomputed_at))
 

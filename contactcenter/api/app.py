@@ -17,6 +17,7 @@ from contactcenter.api import (
     admin_business_hours,
     admin_channels,
     admin_routing_rules,
+    admin_sla_policies,
     admin_teams,
     admin_tiers,
     contact_import,
@@ -81,6 +82,7 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> web.Application
     admin_teams.setup_routes(app)
     admin_agents.setup_routes(app)
     admin_business_hours.setup_routes(app)
+    admin_sla_policies.setup_routes(app)
     admin_routing_rules.setup_routes(app)
     admin_tiers.setup_routes(app)
     contacts.setup_routes(app)

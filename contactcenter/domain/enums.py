@@ -70,3 +70,10 @@ class TierChangeReason(StrEnum):
 class AssignStrategy(StrEnum):
     LEAST_LOADED = "least_loaded"
     ROUND_ROBIN = "round_robin"
+
+
+class SlaClock(StrEnum):
+    # only time inside business hours counts
+    BUSINESS = "business"
+    # every second counts
+    CALENDAR = "calendar"

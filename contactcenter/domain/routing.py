@@ -3,7 +3,8 @@
 The matched rules say what they say (domain/rules.py); this combines it with what the
 conversation already has: a rule's team wins, else the team it was in (a reopened
 conversation goes back to its team), else the default team. Priority never drops on a
-re-route: the highest of the current one and the rules'.
+re-route: the highest of the current one and the rules'. The SLA policy is the rules', else
+the tier's default.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ class RouteDecision:
     priority: int
     tier: int
     sla_policy_id: int | None
+    # where the SLA policy came from: "rule", "tier" or None (no policy)
+    sla_policy_source: str | None
     tags: tuple[str, ...]
     required_skills: tuple[str, ...]
     complaint: bool
@@ -36,7 +39,7 @@ def decide_route(
     current_team_id: int | None,
     current_priority: int,
     current_tags: tuple[str, ...] = (),
-    current_sla_policy_id: int | None = None,
+    tier_sla_policy_id: int | None = None,
     default_team_id: int | None,
 ) -> RouteDecision:
     team_id: int | None
@@ -51,7 +54,10 @@ def decide_route(
         team_source=source,
         priority=max(current_priority, outcome.priority or 0),
         tier=tier,
-        sla_policy_id=outcome.sla_policy_id or current_sla_policy_id,
+        sla_policy_id=outcome.sla_policy_id or tier_sla_policy_id,
+        sla_policy_source=(
+            "rule" if outcome.sla_policy_id else "tier" if tier_sla_policy_id else None
+        ),
         tags=tuple(dict.fromkeys((*current_tags, *outcome.tags))),
         required_skills=outcome.skills,
         complaint=outcome.complaint,

@@ -48,6 +48,9 @@ class Tier:
     label: str
     min_value: Decimal | None = None
     share_percent: Decimal | None = None
+    # the SLA policy of the tier's conversations when no routing rule names one (not a rule
+    # of the pyramid: a change of it recomputes nothing)
+    sla_policy_id: int | None = None
 
 
 @dataclass(frozen=True)

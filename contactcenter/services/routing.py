@@ -24,7 +24,7 @@ from contactcenter.domain.language import detect_language
 from contactcenter.domain.routing import Placement, RouteDecision, decide_route, merge_skills
 from contactcenter.domain.rules import RoutingFacts, RulesOutcome
 from contactcenter.services import assignment, email_replies, routing_rules, sms_outbound
-from contactcenter.store import agents, contacts, conversations, messages, teams
+from contactcenter.store import agents, contacts, conversations, messages, sla_policies, teams
 
 logger = logging.getLogger(__name__)
 
@@ -49,7 +49,7 @@ async def route_conversation(conns: Conns, conversation_id: int) -> int | None:
             current_team_id=conversation["team_id"],
             current_priority=conversation["priority"],
             current_tags=tuple(conversation["tags"]),
-            current_sla_policy_id=conversation["sla_policy_id"],
+            tier_sla_policy_id=await _tier_policy_id(conn, contact["tier"]),
             default_team_id=await teams.default_team_id(conn),
         )
         team = None
@@ -85,6 +85,11 @@ async def route_conversation(conns: Conns, conversation_id: int) -> int | None:
     assert decision.team_id is not None
     await assignment.assign_waiting(conns, decision.team_id)
     return decision.team_id
+
+
+async def _tier_policy_id(conn: Connection, tier: int) -> int | None:
+    policy = await sla_policies.default_for_tier(conn, tier)
+    return None if policy is None else policy.id
 
 
 async def _facts(
@@ -133,7 +138,9 @@ async def _placement(
         "rules": [{"id": rule.id, "name": rule.name} for rule in outcome.matched],
         "team": {"id": team["id"], "name": team["name"], "source": decision.team_source},
         "priority": decision.priority,
-        "sla_policy_id": decision.sla_policy_id,
+        "sla_policy": None
+        if decision.sla_policy_id is None
+        else {"id": decision.sla_policy_id, "source": decision.sla_policy_source},
         "complaint": decision.complaint,
         "language": facts.language,
         "rule_skills": list(decision.required_skills),

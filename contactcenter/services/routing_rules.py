@@ -25,7 +25,7 @@ from contactcenter.domain.errors import DomainError, Invalid, NotFound
 from contactcenter.domain.language import detect_language
 from contactcenter.domain.routing import RouteDecision, decide_route
 from contactcenter.domain.rules import RoutingFacts, Rule, RulesOutcome, evaluate, parse_rule
-from contactcenter.store import business_hours, contacts, locks, routing_rules, teams
+from contactcenter.store import business_hours, contacts, locks, routing_rules, sla_policies, teams
 
 logger = logging.getLogger(__name__)
 
@@ -365,11 +365,13 @@ async def dry_run(
         )
         outcome, facts = await _evaluate(conn, rules, facts)
         default_team_id = await teams.default_team_id(conn)
+        tier_policy = await sla_policies.default_for_tier(conn, sample.tier)
     route = decide_route(
         outcome,
         tier=sample.tier,
         current_team_id=None,
         current_priority=0,
         default_team_id=default_team_id,
+        tier_sla_policy_id=None if tier_policy is None else tier_policy.id,
     )
     return DryRun(tuple(rules), outcome, route, facts, drafts=draft_rules is not None)

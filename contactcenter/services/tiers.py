@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
 
@@ -21,9 +21,9 @@ import asyncpg
 from contactcenter.conns import Conns
 from contactcenter.db import Connection
 from contactcenter.domain.enums import TierChangeReason, TierMethod
-from contactcenter.domain.errors import NotFound
+from contactcenter.domain.errors import Invalid, NotFound
 from contactcenter.domain.tiers import TierConfig, recompute_due, validate
-from contactcenter.store import locks
+from contactcenter.store import locks, sla_policies
 from contactcenter.store import tiers as store
 
 logger = logging.getLogger(__name__)
@@ -59,16 +59,46 @@ async def load_config(conns: Conns) -> tuple[TierConfig, datetime | None]:
         return await store.load_config(conn), await store.recomputed_at(conn)
 
 
-async def save_config(conns: Conns, config: TierConfig) -> TierConfig:
+async def save_config(
+    conns: Conns, config: TierConfig, *, keep_sla_policy: Collection[int] = ()
+) -> TierConfig:
     """Validate and store a whole configuration. Contacts are not recomputed here: a change of
     method, thresholds or shares makes the next scheduled check recompute them (POST
-    /v1/admin/tiers/recompute does it at once)."""
+    /v1/admin/tiers/recompute does it at once).
+
+    Each tier's default SLA policy is set as given (None: no default), except for the ranks in
+    `keep_sla_policy`, which keep the stored one. A policy that does not exist is Invalid
+    (unknown_sla_policy); those named are held until the configuration is written."""
     config = validate(config)
     async with conns.db.acquire() as conn, conn.transaction():
         await locks.tier_rules(conn, wait_seconds=RECOMPUTE_TIMEOUT_SECONDS)
+        if keep_sla_policy:
+            stored = {t.rank: t.sla_policy_id for t in (await store.load_config(conn)).tiers}
+            config = TierConfig(
+                config.method,
+                tuple(
+                    replace(t, sla_policy_id=stored[t.rank]) if t.rank in keep_sla_policy else t
+                    for t in config.tiers
+                ),
+            )
+        await _check_sla_policies(conn, config)
         await store.save_config(conn, config, conns.clock())
     logger.info("tier configuration saved", extra={"method": str(config.method)})
     return config
+
+
+async def _check_sla_policies(conn: Connection, config: TierConfig) -> None:
+    named = {t.sla_policy_id for t in config.tiers if t.sla_policy_id is not None}
+    if not named:
+        return
+    found = await sla_policies.existing(conn, sorted(named), lock=True)
+    for tier in config.tiers:
+        if tier.sla_policy_id is not None and tier.sla_policy_id not in found:
+            raise Invalid(
+                f"no such SLA policy: {tier.sla_policy_id}",
+                code="unknown_sla_policy",
+                details={"rank": tier.rank},
+            )
 
 
 async def _recompute(conn: Connection, now: datetime) -> RecomputeReport:

@@ -27,7 +27,7 @@ from contactcenter.db import Connection, Executor
 from contactcenter.domain.enums import TierChangeReason, TierMethod
 from contactcenter.domain.tiers import Tier, TierConfig
 
-GET_TIERS = "SELECT rank, label, min_value, share_percent FROM tiers ORDER BY rank"
+GET_TIERS = "SELECT rank, label, min_value, share_percent, sla_policy_id FROM tiers ORDER BY rank"
 GET_SETTINGS = "SELECT method, recomputed_at FROM tier_settings"
 LOCK_SETTINGS = "SELECT method, recomputed_at FROM tier_settings FOR NO KEY UPDATE"
 
@@ -37,9 +37,9 @@ PARK_LABELS = "UPDATE tiers SET label = chr(1) || rank::text"
 SAVE_TIERS = """
 UPDATE tiers t
 SET label = given.label, min_value = given.min_value, share_percent = given.share_percent,
-    updated_at = $5
-FROM unnest($1::smallint[], $2::text[], $3::numeric[], $4::numeric[])
-     AS given (rank, label, min_value, share_percent)
+    sla_policy_id = given.sla_policy_id, updated_at = $6
+FROM unnest($1::smallint[], $2::text[], $3::numeric[], $4::numeric[], $5::bigint[])
+     AS given (rank, label, min_value, share_percent, sla_policy_id)
 WHERE t.rank = given.rank
 """
 # a change of the rules makes the next scheduled check recompute (recomputed_at unknown)
@@ -178,7 +178,10 @@ async def load_config(conn: Executor) -> TierConfig:
     method = await conn.fetchval(GET_SETTINGS)
     return TierConfig(
         TierMethod(method),
-        tuple(Tier(r["rank"], r["label"], r["min_value"], r["share_percent"]) for r in rows),
+        tuple(
+            Tier(r["rank"], r["label"], r["min_value"], r["share_percent"], r["sla_policy_id"])
+            for r in rows
+        ),
     )
 
 
@@ -190,8 +193,8 @@ async def recomputed_at(conn: Executor) -> datetime | None:
 
 
 async def save_config(conn: Connection, config: TierConfig, now: datetime) -> None:
-    """Write a validated configuration; a change of the rules (not of labels alone) makes the
-    next scheduled check recompute."""
+    """Write a validated configuration (each tier's default SLA policy included); a change of
+    the rules (not of labels or SLA policies) makes the next scheduled check recompute."""
     await conn.fetchrow(LOCK_SETTINGS)
     before = await load_config(conn)
     await conn.execute(PARK_LABELS)
@@ -201,6 +204,7 @@ async def save_config(conn: Connection, config: TierConfig, now: datetime) -> No
         [t.label for t in config.tiers],
         [t.min_value for t in config.tiers],
         [t.share_percent for t in config.tiers],
+        [t.sla_policy_id for t in config.tiers],
         now,
     )
     await conn.execute(SAVE_SETTINGS, str(config.method), now, config.rules_differ(before))
