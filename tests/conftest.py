@@ -23,10 +23,11 @@ from contactcenter import db as db_module
 from contactcenter.api.app import create_app
 from contactcenter.api.middleware import AccessLogger
 from contactcenter.conns import Conns, create_redis
+from contactcenter.domain.enums import Role
 from contactcenter.embedded import EmbeddedPostgres, EmbeddedRedis
 from contactcenter.scratch import scratch_database
 from contactcenter.settings import Settings
-from tests.helpers import make_worker, stop_worker
+from tests.helpers import bearer, make_agent, make_worker, stop_worker
 from tests.mailservers import imap_server, smtp_server  # noqa: F401  (fixtures)
 from tests.twilio_fake import twilio_client, twilio_fake  # noqa: F401  (fixtures)
 
@@ -129,6 +130,13 @@ async def client(
     return await aiohttp_client(
         create_app(settings), server_kwargs={"access_log_class": AccessLogger}
     )
+
+
+@pytest.fixture
+async def admin(db: asyncpg.Pool) -> dict[str, str]:
+    """The Authorization header of an admin."""
+    _, token = await make_agent(db, name="Admin", role=Role.ADMIN, online=False)
+    return bearer(token)
 
 
 @pytest.fixture

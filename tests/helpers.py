@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -102,3 +103,44 @@ async def stop_worker(worker: Worker, task: asyncio.Task[None]) -> None:
         with contextlib.suppress(asyncio.CancelledError):
             await task
     await worker.close()
+
+
+async def call(
+    client: TestClient[Any, Any],
+    method: str,
+    path: str,
+    headers: dict[str, str],
+    body: Any = None,
+) -> tuple[int, Any]:
+    """One JSON request; (status, decoded body or None)."""
+    response = await client.request(method, path, json=body, headers=headers)
+    text = await response.text()
+    return response.status, (json.loads(text) if text else None)
+
+
+def error_code(body: Any) -> str:
+    return str(body["error"]["code"])
+
+
+async def table_digests(
+    db: asyncpg.Pool, tables: tuple[str, ...] | None = None
+) -> dict[str, tuple[int, str]]:
+    """Each table's row count and a checksum of its rows (every table when none are named):
+    equal before and after a request means it wrote nothing."""
+    if tables is None:
+        tables = tuple(
+            r["table_name"]
+            for r in await db.fetch(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'"
+                " AND table_type = 'BASE TABLE' ORDER BY table_name"
+            )
+        )
+    digests = {}
+    for table in tables:
+        row = await db.fetchrow(
+            f"SELECT count(*) AS n, md5(coalesce(string_agg(t::text, '|' ORDER BY t::text), ''))"
+            f' AS digest FROM "{table}" AS t'
+        )
+        assert row is not None
+        digests[table] = (row["n"], row["digest"])
+    return digests

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from typing import Any
 
@@ -13,7 +12,7 @@ from aiohttp.test_utils import TestClient
 from contactcenter.domain.business_hours import is_open
 from contactcenter.domain.enums import Role
 from contactcenter.store import business_hours
-from tests.helpers import bearer, make_agent
+from tests.helpers import bearer, call, error_code, make_agent
 
 Client = TestClient[Any, Any]
 BASE = "/v1/admin/business-hours"
@@ -27,24 +26,6 @@ SHANGHAI_OFFICE = {
     "closed_dates": ["2026-03-03"],
     "open_dates": ["2026-03-07"],
 }
-
-
-@pytest.fixture
-async def admin(db: asyncpg.Pool) -> dict[str, str]:
-    _, token = await make_agent(db, role=Role.ADMIN, online=False)
-    return bearer(token)
-
-
-async def call(
-    client: Client, method: str, path: str, headers: dict[str, str], body: Any = None
-) -> tuple[int, Any]:
-    response = await client.request(method, path, json=body, headers=headers)
-    text = await response.text()
-    return response.status, (json.loads(text) if text else None)
-
-
-def code(body: Any) -> str:
-    return str(body["error"]["code"])
 
 
 async def open_at(client: Client, calendar_id: int, at: str, headers: dict[str, str]) -> bool:
@@ -86,7 +67,7 @@ async def test_an_admin_keeps_a_calendar_and_asks_whether_it_is_open(
     assert response.status == 200 and isinstance((await response.json())["open"], bool)
     for bad in ("yesterday", "2026-03-02T09:30:00", "2026-03-02"):
         response = await client.get(f"{BASE}/{calendar_id}/open", params={"at": bad}, headers=admin)
-        assert (response.status, code(await response.json())) == (422, "invalid_query")
+        assert (response.status, error_code(await response.json())) == (422, "invalid_query")
 
     status, changed = await call(
         client,
@@ -108,14 +89,14 @@ async def test_an_admin_keeps_a_calendar_and_asks_whether_it_is_open(
     assert (status, read) == (200, changed)
 
     status, body = await call(client, "POST", BASE, admin, SHANGHAI_OFFICE)
-    assert (status, code(body)) == (409, "business_hours_exists")
+    assert (status, error_code(body)) == (409, "business_hours_exists")
 
     assert (await call(client, "DELETE", f"{BASE}/{calendar_id}", admin))[0] == 204
     for method in ("GET", "DELETE"):
         status, body = await call(client, method, f"{BASE}/{calendar_id}", admin)
-        assert (status, code(body)) == (404, "business_hours_not_found")
+        assert (status, error_code(body)) == (404, "business_hours_not_found")
     status, body = await call(client, "PATCH", f"{BASE}/{calendar_id}", admin, {"name": "x"})
-    assert (status, code(body)) == (404, "business_hours_not_found")
+    assert (status, error_code(body)) == (404, "business_hours_not_found")
     response = await client.get(f"{BASE}/{calendar_id}/open", headers=admin)
     assert response.status == 404
 
@@ -180,7 +161,7 @@ async def test_a_calendar_a_rule_uses_is_not_deleted(
         [{"type": "team", "team_id": team_id}],
     )
     status, body = await call(client, "DELETE", f"{BASE}/{calendar['id']}", admin)
-    assert (status, code(body)) == (409, "business_hours_in_use")
+    assert (status, error_code(body)) == (409, "business_hours_in_use")
     assert body["error"]["details"]["rule_ids"] == [rule_id]
     assert await db.fetchval("SELECT count(*) FROM business_hours") == 1
 
@@ -196,7 +177,7 @@ async def test_supervisors_read_calendars_and_agents_do_not(
     for read in (BASE, path, f"{path}/open"):
         assert (await call(client, "GET", read, supervisor))[0] == 200
         status, body = await call(client, "GET", read, agent)
-        assert (status, code(body)) == (403, "forbidden")
+        assert (status, error_code(body)) == (403, "forbidden")
     for method, where, body in (
         ("POST", BASE, {**SHANGHAI_OFFICE, "name": "Other"}),
         ("PATCH", path, {"name": "Renamed"}),
@@ -204,7 +185,7 @@ async def test_supervisors_read_calendars_and_agents_do_not(
     ):
         for who in (supervisor, agent):
             status, answer = await call(client, method, where, who, body)
-            assert (status, code(answer)) == (403, "forbidden")
+            assert (status, error_code(answer)) == (403, "forbidden")
     assert await db.fetchval("SELECT name FROM business_hours") == "Shanghai office"
 
 
@@ -235,11 +216,11 @@ async def test_bad_calendars_are_refused_with_a_code_and_nothing_changes(
     assert status == 201
     before = dict(await db.fetchrow("SELECT * FROM business_hours"))
     status, body = await call(client, "PATCH", f"{BASE}/{calendar['id']}", admin, change)
-    assert (status, code(body)) == (422, expected), body
+    assert (status, error_code(body)) == (422, expected), body
     status, body = await call(
         client, "POST", BASE, admin, {**SHANGHAI_OFFICE, "name": "Second", **change}
     )
-    assert (status, code(body)) == (422, expected), body
+    assert (status, error_code(body)) == (422, expected), body
     assert dict(await db.fetchrow("SELECT * FROM business_hours")) == before
     assert await db.fetchval("SELECT count(*) FROM business_hours") == 1
 
@@ -253,7 +234,7 @@ async def test_a_change_is_checked_against_what_is_stored(
     path = f"{BASE}/{calendar['id']}"
     # the stored subdivision is not one of China's
     status, answer = await call(client, "PATCH", path, admin, {"country": "CN"})
-    assert (status, code(answer)) == (422, "unknown_subdivision")
+    assert (status, error_code(answer)) == (422, "unknown_subdivision")
     status, answer = await call(
         client, "PATCH", path, admin, {"country": "CN", "subdivision": None}
     )

@@ -15,7 +15,7 @@ from aiohttp import ClientResponse
 from aiohttp.test_utils import TestClient
 
 from contactcenter.domain.enums import Role
-from tests.helpers import bearer, make_agent, start_chat
+from tests.helpers import bearer, make_agent, start_chat, table_digests
 
 Client = TestClient[Any, Any]
 
@@ -37,17 +37,6 @@ WATCHED = (
 )
 BIG = str(2**63)
 HUGE = "99999999999999999999"
-
-
-async def table_state(db: asyncpg.Pool) -> dict[str, tuple[int, str]]:
-    state = {}
-    for table in WATCHED:
-        row = await db.fetchrow(
-            f"SELECT count(*) AS n, md5(coalesce(string_agg(t::text, '|' ORDER BY t::text), ''))"
-            f" AS digest FROM {table} AS t"
-        )
-        state[table] = (row["n"], row["digest"])
-    return state
 
 
 async def error_of(response: ClientResponse, status: int, code: str | None) -> dict[str, Any]:
@@ -1050,7 +1039,7 @@ async def test_bad_input_gets_its_4xx_and_writes_nothing(
     status: int,
     code: str | None,
 ) -> None:
-    before = await table_state(db)
+    before = await table_digests(db, WATCHED)
     response = await send(
         client,
         method,
@@ -1059,7 +1048,7 @@ async def test_bad_input_gets_its_4xx_and_writes_nothing(
         None if raw is None else _fill(raw, world),
     )
     await error_of(response, status, code)
-    assert await table_state(db) == before
+    assert await table_digests(db, WATCHED) == before
 
 
 # ------------------------------------------------- JSON types: no silent coercion of ids/flags
@@ -1117,16 +1106,16 @@ LAX = [
 async def test_wrong_json_types_are_refused_not_coerced(
     client: Client, db: asyncpg.Pool, world: dict[str, Any], method: str, path: str, raw: str
 ) -> None:
-    before = await table_state(db)
+    before = await table_digests(db, WATCHED)
     response = await send(client, method, _fill(path, world), world["admin"], _fill(raw, world))
     await error_of(response, 422, "validation_error")
-    assert await table_state(db) == before
+    assert await table_digests(db, WATCHED) == before
 
 
 async def test_a_body_that_is_not_declared_json_is_refused_everywhere(
     client: Client, db: asyncpg.Pool, world: dict[str, Any]
 ) -> None:
-    before = await table_state(db)
+    before = await table_digests(db, WATCHED)
     for method, path in [*WRITES, ("POST", RULES + "/test"), ("PATCH", "/v1/contacts/{contact}")]:
         if path.endswith("/recompute") or method == "DELETE":
             continue  # no body to read
@@ -1137,7 +1126,7 @@ async def test_a_body_that_is_not_declared_json_is_refused_everywhere(
             headers={**world["admin"], "Content-Type": "text/plain"},
         )
         await error_of(response, 415, "unsupported_media_type")
-    assert await table_state(db) == before
+    assert await table_digests(db, WATCHED) == before
 
 
 # ---------------------------------------------------------------------------------- roles
@@ -1204,7 +1193,7 @@ async def _call(
 async def test_agents_get_403_everywhere_and_supervisors_only_read(
     client: Client, db: asyncpg.Pool, world: dict[str, Any]
 ) -> None:
-    before = await table_state(db)
+    before = await table_digests(db, WATCHED)
     for method, path in READS:
         await error_of(await _call(client, world, method, path, world["agent"]), 403, "forbidden")
         await error_of(await _call(client, world, method, path, {}), 401, "missing_token")
@@ -1219,7 +1208,7 @@ async def test_agents_get_403_everywhere_and_supervisors_only_read(
         client, "PATCH", f"/v1/contacts/{world['contact']}", world["agent"], '{"value": 1}'
     )
     await error_of(refused, 403, "forbidden")
-    assert await table_state(db) == before
+    assert await table_digests(db, WATCHED) == before
 
 
 def _keys(value: Any) -> set[str]:
@@ -1268,29 +1257,29 @@ async def test_an_agent_transfers_only_to_themselves_or_a_team_and_sees_only_the
 ) -> None:
     other_id, _ = await make_agent(db, name="Other")
     url = f"/v1/conversations/{world['conversation']}/assign"
-    before = await table_state(db)
+    before = await table_digests(db, WATCHED)
     refused = await send(client, "POST", url, world["agent"], f'{{"agent_id": {other_id}}}')
     await error_of(refused, 403, "forbidden")
     # a conversation of another team is not there for them
     await db.execute(
         "UPDATE conversations SET team_id = $2 WHERE id = $1", world["conversation"], world["care"]
     )
-    before = await table_state(db)
+    before = await table_digests(db, WATCHED)
     hidden = await send(client, "POST", url, world["agent"], f'{{"team_id": {world["general"]}}}')
     await error_of(hidden, 404, "conversation_not_found")
     card = await client.get(f"/v1/contacts/{world['contact']}", headers=world["agent"])
     await error_of(card, 404, "contact_not_found")
-    assert await table_state(db) == before
+    assert await table_digests(db, WATCHED) == before
     # resolved: nothing to assign
     await db.execute(
         "UPDATE conversations SET status = 'resolved', team_id = $2 WHERE id = $1",
         world["conversation"],
         world["general"],
     )
-    before = await table_state(db)
+    before = await table_digests(db, WATCHED)
     done = await send(client, "POST", url, world["admin"], f'{{"team_id": {world["care"]}}}')
     await error_of(done, 409, "conversation_not_active")
-    assert await table_state(db) == before
+    assert await table_digests(db, WATCHED) == before
 
 
 # ---------------------------------------------------------------------------------- races

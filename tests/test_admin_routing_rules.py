@@ -16,7 +16,7 @@ from contactcenter.domain.enums import Role
 from contactcenter.domain.rules import RoutingFacts
 from contactcenter.services import routing_rules as service
 from contactcenter.store import routing_rules as store
-from tests.helpers import bearer, make_agent
+from tests.helpers import bearer, make_agent, table_digests
 
 URL = "/v1/admin/routing-rules"
 # a Tuesday, 10:00 in UTC
@@ -690,19 +690,11 @@ async def test_the_dry_run_tests_draft_rules_instead_and_reads_a_contact(
         assert error["code"] == code, wrong
 
 
-async def _snapshot(db: asyncpg.Pool, redis: ArqRedis) -> tuple[dict[str, str], list[Any]]:
-    tables = await db.fetch(
-        "SELECT table_name FROM information_schema.tables"
-        " WHERE table_schema = 'public' AND table_type = 'BASE TABLE' ORDER BY table_name"
-    )
-    digests = {}
-    for row in tables:
-        name = row["table_name"]
-        digests[name] = await db.fetchval(
-            f"SELECT md5(coalesce(string_agg(t::text, '|' ORDER BY t::text), '')) FROM \"{name}\" t"
-        )
+async def _snapshot(
+    db: asyncpg.Pool, redis: ArqRedis
+) -> tuple[dict[str, tuple[int, str]], list[Any]]:
     keys = sorted(await redis.keys("*"))
-    return digests, [(key, await redis.type(key)) for key in keys]
+    return await table_digests(db), [(key, await redis.type(key)) for key in keys]
 
 
 async def test_the_dry_run_touches_nothing(

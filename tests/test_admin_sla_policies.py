@@ -5,7 +5,6 @@ from being deleted), and each tier's default policy."""
 from __future__ import annotations
 
 import asyncio
-import json
 from datetime import timedelta
 from typing import Any
 
@@ -23,7 +22,7 @@ from contactcenter.domain.sla_policies import (
     parse_escalation,
 )
 from contactcenter.store import sla_policies
-from tests.helpers import bearer, make_agent
+from tests.helpers import bearer, call, error_code, make_agent, table_digests
 
 Client = TestClient[Any, Any]
 BASE = "/v1/admin/sla-policies"
@@ -122,24 +121,6 @@ def test_a_bad_draft_is_refused_with_its_code(values: dict[str, Any], code: str)
 # --- the admin API -----------------------------------------------------------------------------
 
 
-@pytest.fixture
-async def admin(db: asyncpg.Pool) -> dict[str, str]:
-    _, token = await make_agent(db, role=Role.ADMIN, online=False)
-    return bearer(token)
-
-
-async def call(
-    client: Client, method: str, path: str, headers: dict[str, str], body: Any = None
-) -> tuple[int, Any]:
-    response = await client.request(method, path, json=body, headers=headers)
-    text = await response.text()
-    return response.status, (json.loads(text) if text else None)
-
-
-def code(body: Any) -> str:
-    return str(body["error"]["code"])
-
-
 async def create(client: Client, headers: dict[str, str], body: dict[str, Any]) -> dict[str, Any]:
     status, created = await call(client, "POST", BASE, headers, body)
     assert status == 201, created
@@ -159,17 +140,6 @@ async def calendar(db: asyncpg.Pool, name: str = "office") -> int:
 
 async def team(db: asyncpg.Pool, name: str = "Escalations") -> int:
     return int(await db.fetchval("INSERT INTO teams (name) VALUES ($1) RETURNING id", name))
-
-
-async def table_state(db: asyncpg.Pool) -> dict[str, tuple[int, str]]:
-    state = {}
-    for table in WATCHED:
-        row = await db.fetchrow(
-            f"SELECT count(*) AS n, md5(coalesce(string_agg(t::text, '|' ORDER BY t::text), ''))"
-            f" AS digest FROM {table} AS t"
-        )
-        state[table] = (row["n"], row["digest"])
-    return state
 
 
 def tiers_body(**policies: int | None) -> dict[str, Any]:
@@ -292,16 +262,16 @@ async def test_an_admin_keeps_a_policy_and_the_engine_loads_it(
     )
     assert status == 200, answer
     status, answer = await call(client, "DELETE", f"/v1/admin/business-hours/{office}", admin)
-    assert (status, code(answer)) == (409, "business_hours_in_use")
+    assert (status, error_code(answer)) == (409, "business_hours_in_use")
     status, answer = await call(client, "DELETE", f"/v1/admin/teams/{escalations}", admin)
-    assert (status, code(answer)) == (409, "team_in_use")
+    assert (status, error_code(answer)) == (409, "team_in_use")
 
     assert (await call(client, "DELETE", f"{BASE}/{policy_id}", admin))[0] == 204
     for method in ("GET", "DELETE"):
         status, answer = await call(client, method, f"{BASE}/{policy_id}", admin)
-        assert (status, code(answer)) == (404, "sla_policy_not_found")
+        assert (status, error_code(answer)) == (404, "sla_policy_not_found")
     status, answer = await call(client, "PATCH", f"{BASE}/{policy_id}", admin, {"name": "x"})
-    assert (status, code(answer)) == (404, "sla_policy_not_found")
+    assert (status, error_code(answer)) == (404, "sla_policy_not_found")
     status, answer = await call(client, "GET", f"{BASE}/abc", admin)
     assert status == 404
     # with the policy gone, the calendar and the team can go
@@ -320,7 +290,7 @@ async def test_supervisors_read_policies_and_agents_do_not(
     for read in (BASE, path):
         assert (await call(client, "GET", read, supervisor))[0] == 200
         status, body = await call(client, "GET", read, agent)
-        assert (status, code(body)) == (403, "forbidden")
+        assert (status, error_code(body)) == (403, "forbidden")
     for method, where, body in (
         ("POST", BASE, {**GOLD, "name": "Other"}),
         ("PATCH", path, {"name": "Renamed"}),
@@ -328,12 +298,12 @@ async def test_supervisors_read_policies_and_agents_do_not(
     ):
         for who in (supervisor, agent):
             status, answer = await call(client, method, where, who, body)
-            assert (status, code(answer)) == (403, "forbidden")
+            assert (status, error_code(answer)) == (403, "forbidden")
         status, answer = await call(client, method, where, {}, body)
         assert status == 401
     assert await db.fetchval("SELECT name FROM sla_policies") == "Gold"
     status, answer = await call(client, "PUT", TIERS, supervisor, tiers_body(r1=policy["id"]))
-    assert (status, code(answer)) == (403, "forbidden")
+    assert (status, error_code(answer)) == (403, "forbidden")
     assert await tier_defaults(client, supervisor) == [None, None, None, None]
 
 
@@ -391,13 +361,13 @@ async def test_bad_policies_are_refused_with_a_code_and_nothing_changes(
     office, escalations = await calendar(db), await team(db)
     stored = await create(client, admin, {**GOLD, "escalation": {"team_id": escalations}})
     change = {name: office if value == "OFFICE" else value for name, value in change.items()}
-    before = await table_state(db)
+    before = await table_digests(db, WATCHED)
     status, body = await call(client, "PATCH", f"{BASE}/{stored['id']}", admin, change)
-    assert (status, code(body)) == (422, expected), body
+    assert (status, error_code(body)) == (422, expected), body
     status, body = await call(client, "POST", BASE, admin, {**GOLD, "name": "Second", **change})
-    assert (status, code(body)) == (422, expected), body
+    assert (status, error_code(body)) == (422, expected), body
     assert set(body["error"]) == {"code", "message", "details"}
-    assert await table_state(db) == before
+    assert await table_digests(db, WATCHED) == before
 
 
 async def test_a_change_is_checked_against_what_is_stored(
@@ -408,18 +378,18 @@ async def test_a_change_is_checked_against_what_is_stored(
     path = f"{BASE}/{policy['id']}"
     # the last target cannot go
     status, answer = await call(client, "PATCH", path, admin, {"resolution_minutes": None})
-    assert (status, code(answer)) == (422, "no_target")
+    assert (status, error_code(answer)) == (422, "no_target")
     # a calendar on the calendar clock conflicts, whichever of the two is sent
     status, answer = await call(client, "PATCH", path, admin, {"business_hours_id": office})
     assert status == 200, answer
     status, answer = await call(client, "PATCH", path, admin, {"clock": "calendar"})
-    assert (status, code(answer)) == (422, "conflicting_clock")
+    assert (status, error_code(answer)) == (422, "conflicting_clock")
     status, answer = await call(
         client, "PATCH", path, admin, {"clock": "calendar", "business_hours_id": None}
     )
     assert (status, answer["clock"], answer["business_hours_id"]) == (200, "calendar", None)
     status, answer = await call(client, "PATCH", path, admin, {"business_hours_id": office})
-    assert (status, code(answer)) == (422, "conflicting_clock")
+    assert (status, error_code(answer)) == (422, "conflicting_clock")
     # an empty change changes nothing
     status, answer = await call(client, "PATCH", path, admin, {})
     assert (status, answer["resolution_minutes"], answer["clock"]) == (200, 60, "calendar")
@@ -429,9 +399,9 @@ async def test_names_are_unique(client: Client, db: asyncpg.Pool, admin: dict[st
     gold = await create(client, admin, GOLD)
     silver = await create(client, admin, {**GOLD, "name": "Silver"})
     status, body = await call(client, "POST", BASE, admin, {**GOLD, "name": " Gold "})
-    assert (status, code(body)) == (409, "sla_policy_exists")
+    assert (status, error_code(body)) == (409, "sla_policy_exists")
     status, body = await call(client, "PATCH", f"{BASE}/{silver['id']}", admin, {"name": "Gold"})
-    assert (status, code(body)) == (409, "sla_policy_exists")
+    assert (status, error_code(body)) == (409, "sla_policy_exists")
     assert [r["name"] for r in await db.fetch("SELECT name FROM sla_policies ORDER BY id")] == [
         "Gold",
         "Silver",
@@ -487,7 +457,7 @@ async def test_a_tier_defaults_to_a_policy_until_it_is_cleared(
 
     # a policy a tier defaults to is not deleted
     status, answer = await call(client, "DELETE", f"{BASE}/{silver['id']}", admin)
-    assert (status, code(answer)) == (409, "sla_policy_in_use")
+    assert (status, error_code(answer)) == (409, "sla_policy_in_use")
     assert answer["error"]["details"] == {
         "rule_ids": [],
         "tier_ranks": [3, 4],
@@ -502,18 +472,18 @@ async def test_a_tier_cannot_default_to_a_policy_that_does_not_exist(
 ) -> None:
     gold = await create(client, admin, GOLD)
     await call(client, "PUT", TIERS, admin, tiers_body(r1=gold["id"]))
-    before = await table_state(db)
+    before = await table_digests(db, WATCHED)
     relabelled = tiers_body(r2=gold["id"] + 100)
     relabelled["tiers"][0]["label"] = "diamond"
     status, answer = await call(client, "PUT", TIERS, admin, relabelled)
-    assert (status, code(answer)) == (422, "unknown_sla_policy")
+    assert (status, error_code(answer)) == (422, "unknown_sla_policy")
     assert answer["error"]["details"]["rank"] == 2
     for bad in (0, -3, "1", 1.0, True, 2**63):
         body = tiers_body()
         body["tiers"][1]["sla_policy_id"] = bad
         status, answer = await call(client, "PUT", TIERS, admin, body)
-        assert (status, code(answer)) == (422, "validation_error"), bad
-    assert await table_state(db) == before
+        assert (status, error_code(answer)) == (422, "validation_error"), bad
+    assert await table_digests(db, WATCHED) == before
 
 
 async def test_a_policy_a_rule_names_saves_and_is_not_deleted(
@@ -529,10 +499,10 @@ async def test_a_policy_a_rule_names_saves_and_is_not_deleted(
     assert status == 201, saved
     missing = {**rule, "actions": [{"type": "sla_policy", "sla_policy_id": gold["id"] + 1}]}
     status, answer = await call(client, "POST", "/v1/admin/routing-rules", admin, missing)
-    assert (status, code(answer)) == (422, "unknown_sla_policy")
+    assert (status, error_code(answer)) == (422, "unknown_sla_policy")
 
     status, answer = await call(client, "DELETE", f"{BASE}/{gold['id']}", admin)
-    assert (status, code(answer)) == (409, "sla_policy_in_use")
+    assert (status, error_code(answer)) == (409, "sla_policy_in_use")
     assert answer["error"]["details"]["rule_ids"] == [saved["id"]]
     assert await db.fetchval("SELECT count(*) FROM sla_policies") == 1
 
@@ -559,7 +529,7 @@ async def test_a_policy_an_open_conversation_is_held_to_is_not_deleted(
         gold["id"],
     )
     status, answer = await call(client, "DELETE", f"{BASE}/{gold['id']}", admin)
-    assert (status, code(answer)) == (409, "sla_policy_in_use")
+    assert (status, error_code(answer)) == (409, "sla_policy_in_use")
     assert answer["error"]["details"]["open_conversations"] == 1
 
     await db.execute("UPDATE conversations SET status = 'closed' WHERE id = $1", held)
@@ -581,6 +551,10 @@ async def test_a_delete_and_a_tier_naming_the_policy_at_once_leave_no_dangling_d
             assert put_status == 422
             assert await tier_defaults(client, admin) == [None] * 4
         else:
-            assert (put_status, delete_status, code(deleted)) == (200, 409, "sla_policy_in_use")
+            assert (put_status, delete_status, error_code(deleted)) == (
+                200,
+                409,
+                "sla_policy_in_use",
+            )
             assert await tier_defaults(client, admin) == [policy["id"], None, None, None]
             await call(client, "PUT", TIERS, admin, tiers_body(r1=None))

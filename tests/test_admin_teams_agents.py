@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -13,25 +12,11 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from contactcenter.domain.enums import Role
-from tests.helpers import bearer, make_agent, start_chat
+from tests.helpers import bearer, call, error_code, make_agent, start_chat
 
 RunJobs = Callable[..., Awaitable[int]]
 OVERFLOW = {"overflow_after_seconds": 60}
 Client = TestClient[Any, Any]
-
-
-@pytest.fixture
-async def admin(db: asyncpg.Pool) -> dict[str, str]:
-    _, token = await make_agent(db, name="Admin", role=Role.ADMIN, online=False)
-    return bearer(token)
-
-
-async def call(
-    client: Client, method: str, path: str, headers: dict[str, str], body: Any = None
-) -> tuple[int, Any]:
-    response = await client.request(method, path, json=body, headers=headers)
-    text = await response.text()
-    return response.status, (json.loads(text) if text else None)
 
 
 async def new_team(client: Client, admin: dict[str, str], **fields: Any) -> dict[str, Any]:
@@ -39,10 +24,6 @@ async def new_team(client: Client, admin: dict[str, str], **fields: Any) -> dict
     assert status == 201, body
     result: dict[str, Any] = body
     return result
-
-
-def code(body: Any) -> str:
-    return str(body["error"]["code"])
 
 
 async def general_id(db: asyncpg.Pool) -> int:
@@ -91,13 +72,13 @@ async def test_an_admin_creates_reads_and_changes_a_team(
     assert (status, read["strategy"]) == (200, "least_loaded")
 
     status, body = await call(client, "POST", "/v1/admin/teams", admin, {"name": "Billing"})
-    assert (status, code(body)) == (409, "team_exists")
+    assert (status, error_code(body)) == (409, "team_exists")
     status, body = await call(
         client, "PATCH", f"/v1/admin/teams/{team['id']}", admin, {"name": "General"}
     )
-    assert (status, code(body)) == (409, "team_exists")
+    assert (status, error_code(body)) == (409, "team_exists")
     status, body = await call(client, "GET", "/v1/admin/teams/999999", admin)
-    assert (status, code(body)) == (404, "team_not_found")
+    assert (status, error_code(body)) == (404, "team_not_found")
 
 
 async def test_team_views_count_the_waiting_work(
@@ -123,7 +104,7 @@ async def test_supervisors_read_teams_and_agents_and_agents_see_neither(
     for path in ("/v1/admin/teams", team_path, "/v1/admin/agents", agent_path):
         assert (await call(client, "GET", path, supervisor))[0] == 200
         status, body = await call(client, "GET", path, agent)
-        assert (status, code(body)) == (403, "forbidden")
+        assert (status, error_code(body)) == (403, "forbidden")
 
     writes = [
         ("POST", "/v1/admin/teams", {"name": "Mine"}),
@@ -136,7 +117,7 @@ async def test_supervisors_read_teams_and_agents_and_agents_see_neither(
     for method, path, body in writes:
         for who in (supervisor, agent):
             status, answer = await call(client, method, path, who, body)
-            assert (status, code(answer)) == (403, "forbidden"), (method, path)
+            assert (status, error_code(answer)) == (403, "forbidden"), (method, path)
     # nothing was written
     assert await db.fetchval("SELECT count(*) FROM teams") == 2
     assert await db.fetchval("SELECT role FROM agents WHERE id = $1", agent_id) == "agent"
@@ -155,25 +136,25 @@ async def test_overflow_targets_must_exist_and_never_form_a_cycle(
     status, body = await overflow(a, b)
     assert (status, body["overflow_team_id"], body["overflow_after_seconds"]) == (200, b, 60)
     status, body = await overflow(b, a)
-    assert (status, code(body)) == (422, "overflow_cycle")
+    assert (status, error_code(body)) == (422, "overflow_cycle")
     assert body["error"]["details"]["cycle"] == [b, a, b]
     assert (await overflow(b, c))[0] == 200
     status, body = await overflow(c, a)  # A -> B -> C -> A
-    assert (status, code(body)) == (422, "overflow_cycle")
+    assert (status, error_code(body)) == (422, "overflow_cycle")
     assert body["error"]["details"]["cycle"] == [c, a, b, c]
     status, body = await overflow(c, c)
-    assert (status, code(body)) == (422, "overflow_cycle")
+    assert (status, error_code(body)) == (422, "overflow_cycle")
     status, body = await overflow(c, 987654)
-    assert (status, code(body)) == (422, "unknown_team")
+    assert (status, error_code(body)) == (422, "unknown_team")
     # both or neither
     status, body = await call(
         client, "PATCH", f"/v1/admin/teams/{c}", admin, {"overflow_team_id": await general_id(db)}
     )
-    assert (status, code(body)) == (422, "invalid_overflow")
+    assert (status, error_code(body)) == (422, "invalid_overflow")
     status, body = await call(
         client, "POST", "/v1/admin/teams", admin, {"name": "D", "overflow_after_seconds": 30}
     )
-    assert (status, code(body)) == (422, "invalid_overflow")
+    assert (status, error_code(body)) == (422, "invalid_overflow")
     status, body = await call(
         client,
         "PATCH",
@@ -181,7 +162,7 @@ async def test_overflow_targets_must_exist_and_never_form_a_cycle(
         admin,
         {"overflow_after_seconds": 0},
     )
-    assert (status, code(body)) == (422, "validation_error")
+    assert (status, error_code(body)) == (422, "validation_error")
     # a new team may overflow to an existing one
     d = await new_team(client, admin, name="D", overflow_team_id=a, overflow_after_seconds=300)
     assert (d["overflow_team_id"], d["overflow_after_seconds"]) == (a, 300)
@@ -228,9 +209,9 @@ async def test_the_default_team_changes_hands_and_cannot_be_deleted(
     status, body = await call(
         client, "PATCH", f"/v1/admin/teams/{support['id']}", admin, {"is_default": False}
     )
-    assert (status, code(body)) == (409, "default_team")
+    assert (status, error_code(body)) == (409, "default_team")
     status, body = await call(client, "DELETE", f"/v1/admin/teams/{support['id']}", admin)
-    assert (status, code(body)) == (409, "default_team")
+    assert (status, error_code(body)) == (409, "default_team")
 
     status, body = await call(
         client, "PATCH", f"/v1/admin/teams/{general}", admin, {"is_default": True}
@@ -266,19 +247,19 @@ async def test_a_team_in_use_is_not_deleted(
     )
 
     status, body = await call(client, "DELETE", f"/v1/admin/teams/{routed['id']}", admin)
-    assert (status, code(body)) == (409, "team_in_use")
+    assert (status, error_code(body)) == (409, "team_in_use")
     assert body["error"]["details"]["conversations"] is True
     status, body = await call(client, "DELETE", f"/v1/admin/teams/{named['id']}", admin)
-    assert (status, code(body)) == (409, "team_in_use")
+    assert (status, error_code(body)) == (409, "team_in_use")
     assert body["error"]["details"]["rule_ids"] == [rule_id]
     status, body = await call(client, "DELETE", f"/v1/admin/teams/{target['id']}", admin)
-    assert (status, code(body)) == (409, "team_in_use")
+    assert (status, error_code(body)) == (409, "team_in_use")
     assert len(body["error"]["details"]["overflow_from"]) == 1
     assert await db.fetchval("SELECT count(*) FROM teams") == 6
 
     assert (await call(client, "DELETE", f"/v1/admin/teams/{spare['id']}", admin))[0] == 204
     status, body = await call(client, "DELETE", f"/v1/admin/teams/{spare['id']}", admin)
-    assert (status, code(body)) == (404, "team_not_found")
+    assert (status, error_code(body)) == (404, "team_not_found")
 
 
 async def test_membership_is_replaced_whole(
@@ -295,7 +276,7 @@ async def test_membership_is_replaced_whole(
     assert (status, body["agent_ids"]) == (200, [second])
     # an unknown agent refuses the whole change
     status, body = await call(client, "PUT", path, admin, {"agent_ids": [first, 424242]})
-    assert (status, code(body)) == (422, "unknown_agent")
+    assert (status, error_code(body)) == (422, "unknown_agent")
     assert body["error"]["details"]["ids"] == [424242]
     status, body = await call(client, "GET", f"/v1/admin/teams/{team['id']}", admin)
     assert body["agent_ids"] == [second]
@@ -303,13 +284,13 @@ async def test_membership_is_replaced_whole(
     status, body = await call(client, "GET", f"/v1/admin/agents/{second}", admin)
     assert team["id"] in body["team_ids"]
     status, body = await call(client, "PUT", path, admin, {"agent_ids": None})
-    assert (status, code(body)) == (422, "validation_error")
+    assert (status, error_code(body)) == (422, "validation_error")
     status, body = await call(client, "PUT", path, admin, {"agent_ids": []})
     assert (status, body["agent_ids"]) == (200, [])
     status, body = await call(
         client, "PUT", "/v1/admin/teams/999999/members", admin, {"agent_ids": []}
     )
-    assert (status, code(body)) == (404, "team_not_found")
+    assert (status, error_code(body)) == (404, "team_not_found")
 
 
 @pytest.mark.parametrize(
@@ -339,7 +320,7 @@ async def test_bad_teams_are_refused_with_a_code(
     client: Client, db: asyncpg.Pool, admin: dict[str, str], body: dict[str, Any], expected: str
 ) -> None:
     status, answer = await call(client, "POST", "/v1/admin/teams", admin, body)
-    assert (status, code(answer)) == (422, expected)
+    assert (status, error_code(answer)) == (422, expected)
     assert await db.fetchval("SELECT count(*) FROM teams") == 1
 
 
@@ -391,7 +372,7 @@ async def test_a_new_agent_gets_a_token_once_and_it_works(
         admin,
         {"name": "Again", "email": "LI.WEI@example.com", "role": "agent"},
     )
-    assert (status, code(body)) == (409, "agent_exists")
+    assert (status, error_code(body)) == (409, "agent_exists")
 
 
 async def test_an_agent_without_team_ids_joins_the_default_team(
@@ -491,13 +472,13 @@ async def test_an_admin_changes_an_agent(
     before = dict(await db.fetchrow("SELECT * FROM agents WHERE id = $1", agent_id))
     for change, expected in refusals:
         status, answer = await call(client, "PATCH", path, admin, change)
-        assert (status, code(answer)) == (422, expected), change
+        assert (status, error_code(answer)) == (422, expected), change
     assert dict(await db.fetchrow("SELECT * FROM agents WHERE id = $1", agent_id)) == before
     members = await db.fetch("SELECT team_id FROM team_members WHERE agent_id = $1", agent_id)
     assert [r["team_id"] for r in members] == [team["id"]]
 
     status, answer = await call(client, "PATCH", "/v1/admin/agents/999999", admin, {"capacity": 1})
-    assert (status, code(answer)) == (404, "agent_not_found")
+    assert (status, error_code(answer)) == (404, "agent_not_found")
 
 
 async def test_the_last_admin_cannot_step_down(
@@ -506,7 +487,7 @@ async def test_the_last_admin_cannot_step_down(
     admin_id = await db.fetchval("SELECT id FROM agents WHERE role = 'admin'")
     path = f"/v1/admin/agents/{admin_id}"
     status, body = await call(client, "PATCH", path, admin, {"role": "supervisor"})
-    assert (status, code(body)) == (409, "last_admin")
+    assert (status, error_code(body)) == (409, "last_admin")
     await make_agent(db, role=Role.ADMIN)
     status, body = await call(client, "PATCH", path, admin, {"role": "supervisor"})
     assert (status, body["role"]) == (200, "supervisor")

@@ -19,7 +19,7 @@ from contactcenter.domain.enums import Role
 from contactcenter.domain.errors import Conflict
 from contactcenter.services import assignment, reconcile, routing
 from tests.helpers import bearer, make_agent
-from tests.test_assignment_engine import (
+from tests.routing_helpers import (
     T0,
     Clock,
     assignee,

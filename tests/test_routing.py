@@ -28,6 +28,7 @@ from tests.helpers import (
     start_chat,
     stop_worker,
 )
+from tests.routing_helpers import loads
 
 RunJobs = Callable[..., Awaitable[int]]
 
@@ -39,18 +40,6 @@ def inbound(n: int) -> InboundMessage:
         text=f"message {n}",
         identities=(Identity(IdentityKind.WEB, new_client_id()),),
     )
-
-
-async def loads(db: asyncpg.Pool) -> dict[int, int]:
-    rows = await db.fetch(
-        """
-        SELECT a.id, count(c.id) AS load FROM agents a
-        LEFT JOIN conversations c ON c.assignee_id = a.id
-                                 AND c.status IN ('open', 'pending', 'snoozed')
-        GROUP BY a.id
-        """
-    )
-    return {r["id"]: r["load"] for r in rows}
 
 
 async def capacities(db: asyncpg.Pool) -> dict[int, int]:

@@ -9,6 +9,7 @@ import asyncpg
 from aiohttp.test_utils import TestClient
 from arq.worker import Worker
 
+from contactcenter.domain.enums import Role
 from tests.helpers import bearer, eventually, make_agent, new_client_id, start_chat
 
 
@@ -21,7 +22,7 @@ async def created(response: Any) -> dict[str, Any]:
 async def test_a_rule_made_through_the_api_routes_the_next_matching_message(
     client: TestClient[Any, Any], db: asyncpg.Pool, running_worker: Worker
 ) -> None:
-    _, admin_token = await make_agent(db, name="Admin", role="admin", capacity=0, online=False)
+    _, admin_token = await make_agent(db, name="Admin", role=Role.ADMIN, capacity=0, online=False)
     admin = bearer(admin_token)
     await make_agent(db, name="Generalist", capacity=5)
     care = await created(await client.post("/v1/admin/teams", json={"name": "Care"}, headers=admin))
@@ -131,7 +132,7 @@ async def test_a_rule_made_through_the_api_routes_the_next_matching_message(
 async def test_a_changed_rule_is_followed_at_once_by_a_worker_that_knew_the_old_one(
     client: TestClient[Any, Any], db: asyncpg.Pool, run_jobs: Any
 ) -> None:
-    _, admin_token = await make_agent(db, name="Admin", role="admin", capacity=0, online=False)
+    _, admin_token = await make_agent(db, name="Admin", role=Role.ADMIN, capacity=0, online=False)
     admin = bearer(admin_token)
     teams = [
         await created(await client.post("/v1/admin/teams", json={"name": n}, headers=admin))
