@@ -49,10 +49,6 @@ INSERT INTO sms_consent (phone, opted_out, changed_at) VALUES ($1, $2, $3)
 ON CONFLICT (phone) DO UPDATE SET opted_out = excluded.opted_out, changed_at = excluded.changed_at
 """
 OPTED_OUT = "SELECT opted_out FROM sms_consent WHERE phone = $1"
-CONSENT_HISTORY = """
-SELECT opted_out, source, detail, message_id, created_at FROM sms_consent_events
-WHERE phone = $1 ORDER BY id
-"""
 
 
 async def for_inbound(
@@ -103,10 +99,6 @@ async def record_consent(
 
 async def opted_out(conn: Executor, phone: str) -> bool:
     return bool(await conn.fetchval(OPTED_OUT, phone))
-
-
-async def consent_history(conn: Executor, phone: str) -> list[dict[str, Any]]:
-    return [dict(r) for r in await conn.fetch(CONSENT_HISTORY, phone)]
 
 
 LIST = f"SELECT {COLUMNS} FROM sms_numbers ORDER BY id"

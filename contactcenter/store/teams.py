@@ -88,8 +88,6 @@ DELETE_TEAM = "DELETE FROM teams WHERE id = $1 AND NOT is_default RETURNING id"
 # every team's overflow target, all rows locked (id order): two changes that would close a
 # cycle between them (A -> B while B -> A) queue, and the second sees the first's edge
 LOCK_OVERFLOWS = "SELECT id, overflow_team_id FROM teams ORDER BY id FOR NO KEY UPDATE"
-# the current default, locked: two teams made the default at once queue behind it
-LOCK_DEFAULT = "SELECT id FROM teams WHERE is_default FOR NO KEY UPDATE"
 EXISTING = "SELECT id FROM teams WHERE id = ANY($1::bigint[])"
 HAS_CONVERSATIONS = "SELECT EXISTS (SELECT 1 FROM conversations WHERE team_id = $1)"
 OVERFLOWING_INTO = "SELECT id FROM teams WHERE overflow_team_id = $1 ORDER BY id"
@@ -170,10 +168,6 @@ async def delete(conn: Connection, team_id: int) -> bool:
 async def lock_overflows(conn: Connection) -> dict[int, int | None]:
     """Call inside a transaction: team id -> the team it overflows to."""
     return {r["id"]: r["overflow_team_id"] for r in await conn.fetch(LOCK_OVERFLOWS)}
-
-
-async def lock_default(conn: Connection) -> None:
-    await conn.execute(LOCK_DEFAULT)
 
 
 async def existing(conn: Executor, team_ids: list[int]) -> set[int]:
