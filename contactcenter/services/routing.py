@@ -24,7 +24,7 @@ from contactcenter.domain.language import detect_language
 from contactcenter.domain.routing import Placement, RouteDecision, decide_route, merge_skills
 from contactcenter.domain.rules import RoutingFacts, RulesOutcome
 from contactcenter.services import assignment, email_replies, routing_rules, sms_outbound
-from contactcenter.store import agents, contacts, conversations, messages, sla_policies, teams
+from contactcenter.store import agents, contacts, conversations, messages, teams
 
 logger = logging.getLogger(__name__)
 
@@ -49,8 +49,13 @@ async def route_conversation(conns: Conns, conversation_id: int) -> int | None:
             current_team_id=conversation["team_id"],
             current_priority=conversation["priority"],
             current_tags=tuple(conversation["tags"]),
-            tier_sla_policy_id=await _tier_policy_id(conn, contact["tier"]),
-            default_team_id=await teams.default_team_id(conn),
+            tier_sla_policy_id=contact["tier_sla_policy_id"],
+            # asked only when neither a rule nor the conversation names a team
+            default_team_id=(
+                None
+                if outcome.team_id or conversation["team_id"]
+                else await teams.default_team_id(conn)
+            ),
         )
         team = None
         if decision.team_id is not None:
@@ -85,11 +90,6 @@ async def route_conversation(conns: Conns, conversation_id: int) -> int | None:
     assert decision.team_id is not None
     await assignment.assign_waiting(conns, decision.team_id)
     return decision.team_id
-
-
-async def _tier_policy_id(conn: Connection, tier: int) -> int | None:
-    policy = await sla_policies.default_for_tier(conn, tier)
-    return None if policy is None else policy.id
 
 
 async def _facts(

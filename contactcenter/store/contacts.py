@@ -137,7 +137,7 @@ async def phone_number(conn: Executor, contact_id: int) -> str | None:
 # what routing needs to know of the customer
 ROUTING_FACTS = """
 SELECT c.tier, t.label AS tier_label, c.pinned_tier IS NOT NULL AS tier_pinned, c.tags, c.fields,
-       c.account_manager_id
+       c.account_manager_id, t.sla_policy_id AS tier_sla_policy_id
 FROM contacts c JOIN tiers t ON t.rank = c.tier
 WHERE c.id = $1
 """
