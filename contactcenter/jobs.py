@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import datetime
 from typing import Any
 
 from redis.exceptions import RedisError
@@ -19,13 +20,23 @@ logger = logging.getLogger(__name__)
 ROUTE_CONVERSATION = "route_conversation"
 ASSIGN_WAITING = "assign_waiting"
 SEND_MESSAGE = "send_message"
+SLA_TIMER = "sla_timer"
+SEND_SLA_NOTICE = "send_sla_notice"
 
 
-async def _enqueue(conns: Conns, function: str, *args: Any, job_id: str | None) -> bool:
+async def _enqueue(
+    conns: Conns,
+    function: str,
+    *args: Any,
+    job_id: str | None,
+    defer_until: datetime | None = None,
+) -> bool:
     """True when a job was queued now; False when one with that id waits already, or on error."""
     try:
         async with asyncio.timeout(REDIS_CALL_TIMEOUT_SECONDS):
-            job = await conns.redis.enqueue_job(function, *args, _job_id=job_id)
+            job = await conns.redis.enqueue_job(
+                function, *args, _job_id=job_id, _defer_until=defer_until
+            )
     except (RedisError, OSError) as exc:  # TimeoutError is an OSError
         logger.warning(
             "enqueue failed; the reconciler will pick it up",
@@ -53,3 +64,20 @@ async def enqueue_assign_waiting(conns: Conns, team_ids: list[int]) -> None:
 
 async def enqueue_send(conns: Conns, message_id: int) -> bool:
     return await _enqueue(conns, SEND_MESSAGE, message_id, job_id=f"send:{message_id}")
+
+
+async def enqueue_sla_timer(conns: Conns, conversation_id: int, due_at: datetime) -> bool:
+    """The conversation's SLA timer for `due_at`; the instant is part of the id, so a due time
+    that moves arms a new job and the old one finds nothing to do."""
+    micros = round(due_at.timestamp() * 1_000_000)
+    return await _enqueue(
+        conns,
+        SLA_TIMER,
+        conversation_id,
+        job_id=f"sla:{conversation_id}:{micros}",
+        defer_until=due_at,
+    )
+
+
+async def enqueue_sla_notice(conns: Conns, event_id: int) -> bool:
+    return await _enqueue(conns, SEND_SLA_NOTICE, event_id, job_id=f"sla-notice:{event_id}")

@@ -7,9 +7,10 @@ from typing import Any
 
 from arq import Retry
 
+from channels.email.sla_notices import send_sla_notice as send_notice
 from contactcenter import logs
 from contactcenter.conns import Conns
-from contactcenter.services import assignment, delivery, routing, tiers
+from contactcenter.services import assignment, delivery, routing, sla, tiers
 from contactcenter.services import reconcile as reconciler
 
 logger = logging.getLogger(__name__)
@@ -49,6 +50,24 @@ async def send_message(ctx: dict[str, Any], message_id: int) -> str:
     return str(outcome)
 
 
+async def sla_timer(ctx: dict[str, Any], conversation_id: int) -> int:
+    """Act on the conversation's SLA timers due by now (a stale timer does nothing)."""
+    return len(await sla.fire(_conns(ctx), conversation_id))
+
+
+async def send_sla_notice(ctx: dict[str, Any], event_id: int) -> str:
+    try:
+        outcome = await send_notice(_conns(ctx), event_id)
+    except delivery.SendAgain as again:
+        defer = SEND_BACKOFF[min(again.attempt, len(SEND_BACKOFF)) - 1]
+        logger.warning(
+            "sla notice failed, will retry",
+            extra={"event_id": event_id, "code": again.failure.code, "retry_in": defer},
+        )
+        raise Retry(defer=defer) from again
+    return str(outcome)
+
+
 async def reconcile(ctx: dict[str, Any]) -> dict[str, int]:
     report = await reconciler.reconcile(_conns(ctx))
     return {
@@ -57,6 +76,8 @@ async def reconcile(ctx: dict[str, Any]) -> dict[str, int]:
         "woken": report.woken,
         "sends_enqueued": report.sends_enqueued,
         "overflowed": report.overflowed,
+        "sla_rearmed": report.sla_rearmed,
+        "sla_fired": report.sla_fired,
     }
 
 

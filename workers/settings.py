@@ -65,6 +65,9 @@ def worker_options(settings: Settings, *, clock: Clock = utc_now) -> dict[str, A
             func(jobs.assign_waiting, timeout=ROUTE_TIMEOUT, max_tries=10),
             # attempts are bounded in PostgreSQL (delivery.MAX_SEND_ATTEMPTS), not by arq
             func(jobs.send_message, timeout=SEND_TIMEOUT, max_tries=100),
+            # a lost or failed timer is caught by the sweeper; a few tries cover a passing error
+            func(jobs.sla_timer, timeout=ROUTE_TIMEOUT, max_tries=5),
+            func(jobs.send_sla_notice, timeout=SEND_TIMEOUT, max_tries=100),
         ],
         "cron_jobs": [
             cron(

@@ -14,7 +14,7 @@ from email.utils import format_datetime, formataddr
 import aiosmtplib
 
 from contactcenter.conns import Conns
-from contactcenter.domain.mailboxes import Security
+from contactcenter.domain.mailboxes import Security, ServerAccount
 from contactcenter.domain.messages import DeliveryFailed, OutboundMessage
 from contactcenter.services.email_replies import ReplyEnvelope, reply_envelope
 
@@ -60,38 +60,44 @@ class EmailSender:
         envelope = await reply_envelope(self._conns, message.message_id)
         smtp = envelope.mailbox.smtp
         assert smtp is not None  # reply_envelope refuses a mailbox without SMTP
-        mail = build_mail(envelope, message)
-        try:
-            _, response = await aiosmtplib.send(
-                mail,
-                hostname=smtp.host,
-                port=smtp.port,
-                username=smtp.user,
-                password=smtp.password,
-                use_tls=smtp.security is Security.SSL,
-                # True, not None: a server that will not upgrade is refused, never used plain
-                start_tls=smtp.security is Security.STARTTLS,
-                timeout=SMTP_TIMEOUT_SECONDS,
-            )
-        except aiosmtplib.SMTPRecipientsRefused as refused:
-            codes = [r.code for r in refused.recipients]
-            words = "; ".join(f"{r.code} {r.message}" for r in refused.recipients)
-            raise DeliveryFailed(
-                f"smtp_{codes[0]}" if codes else "smtp_refused",
-                words,
-                permanent=all(code // 100 == 5 for code in codes),
-            ) from refused
-        except aiosmtplib.SMTPResponseException as error:
-            raise DeliveryFailed(
-                f"smtp_{error.code}",
-                f"{error.code} {error.message}",
-                permanent=error.code // 100 == 5,
-            ) from error
-        except (aiosmtplib.SMTPException, OSError) as error:
-            # could not connect, dropped, timed out: the mail may be tried again
-            raise DeliveryFailed(
-                "smtp_unavailable", str(error) or type(error).__name__, permanent=False
-            ) from error
+        response = await send_mail(smtp, build_mail(envelope, message))
         logger.info(
             "mail sent", extra={"message_id": message.message_id, "smtp_response": response}
         )
+
+
+async def send_mail(smtp: ServerAccount, mail: EmailMessage) -> str:
+    """Send one mail through the account; the server's answer, or DeliveryFailed, permanent
+    when the server said no for good (5xx)."""
+    try:
+        _, response = await aiosmtplib.send(
+            mail,
+            hostname=smtp.host,
+            port=smtp.port,
+            username=smtp.user,
+            password=smtp.password,
+            use_tls=smtp.security is Security.SSL,
+            # True, not None: a server that will not upgrade is refused, never used plain
+            start_tls=smtp.security is Security.STARTTLS,
+            timeout=SMTP_TIMEOUT_SECONDS,
+        )
+    except aiosmtplib.SMTPRecipientsRefused as refused:
+        codes = [r.code for r in refused.recipients]
+        words = "; ".join(f"{r.code} {r.message}" for r in refused.recipients)
+        raise DeliveryFailed(
+            f"smtp_{codes[0]}" if codes else "smtp_refused",
+            words,
+            permanent=all(code // 100 == 5 for code in codes),
+        ) from refused
+    except aiosmtplib.SMTPResponseException as error:
+        raise DeliveryFailed(
+            f"smtp_{error.code}",
+            f"{error.code} {error.message}",
+            permanent=error.code // 100 == 5,
+        ) from error
+    except (aiosmtplib.SMTPException, OSError) as error:
+        # could not connect, dropped, timed out: the mail may be tried again
+        raise DeliveryFailed(
+            "smtp_unavailable", str(error) or type(error).__name__, permanent=False
+        ) from error
+    return str(response)

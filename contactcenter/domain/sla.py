@@ -47,7 +47,7 @@ from enum import StrEnum
 
 from contactcenter.domain.business_hours import Calendar
 from contactcenter.domain.business_time import add_time, time_between
-from contactcenter.domain.enums import SlaClock
+from contactcenter.domain.enums import ConversationStatus, SlaClock
 from contactcenter.domain.sla_policies import SlaPolicy
 
 _ZERO = timedelta(0)
@@ -363,3 +363,92 @@ def breached(clocks: SlaClocks, now: datetime) -> set[SlaKind]:
     ):
         found.add(SlaKind.RESOLUTION)
     return found
+
+
+class SlaState(StrEnum):
+    OK = "ok"
+    AT_RISK = "at_risk"
+    BREACHED = "breached"
+
+
+def timer_key(timer: Timer) -> str:
+    """The timer's identity: its clock, stage and instant (a clock that starts again makes new
+    keys; the same stretch always the same one)."""
+    return f"{timer.kind}:{timer.stage}:{timer.due_at.isoformat()}"
+
+
+def pending_timers(clocks: SlaClocks, fired: frozenset[str]) -> list[Timer]:
+    """The timers of the running clocks not yet acted on (`fired` holds their keys), by due
+    instant; those at or before now are the ones to act on."""
+    return [timer for timer in due_timers(clocks) if timer_key(timer) not in fired]
+
+
+def still_current(clocks: SlaClocks, fired: frozenset[str]) -> frozenset[str]:
+    """The fired keys that still name a timer of the running clocks (the rest are history)."""
+    return fired & {timer_key(timer) for timer in due_timers(clocks)}
+
+
+def earliest_due(clocks: SlaClocks) -> datetime | None:
+    """The nearest breach instant of a clock still running (the queue serves it first)."""
+    dues = [t.due_at for t in due_timers(clocks) if t.stage == SlaStage.BREACH]
+    return min(dues, default=None)
+
+
+def live_state(clocks: SlaClocks, now: datetime) -> SlaState:
+    """What needs attention now: breached while a clock that still runs (or an unresolved
+    resolution clock) is past due; at risk once a running clock passed its warning; else ok.
+    A late first reply, once given, no longer counts; a breached resolution counts until the
+    conversation is resolved."""
+    now = _utc(now)
+    if clocks.stopped_at is not None:
+        return SlaState.OK
+    stages = [(t.stage, t.due_at) for t in due_timers(clocks)]
+    if clocks.resolution_breached_at is not None:
+        return SlaState.BREACHED
+    if any(stage == SlaStage.BREACH and due <= now for stage, due in stages):
+        return SlaState.BREACHED
+    if any(stage == SlaStage.WARNING and due <= now for stage, due in stages):
+        return SlaState.AT_RISK
+    return SlaState.OK
+
+
+# --- what the conversation's life means to the clocks ----------------------------------------
+
+
+def customer_message_events(clocks: SlaClocks, at: datetime) -> list[SlaEvent]:
+    """A customer's message makes the conversation open again: a resolved one is reopened, a
+    pending or snoozed one resumes, and then the message itself counts."""
+    if clocks.stopped_at is not None:
+        return [Reopened(at), CustomerMessage(at)]
+    if clocks.paused:
+        return [Resumed(at), CustomerMessage(at)]
+    return [CustomerMessage(at)]
+
+
+def status_events(clocks: SlaClocks, status: ConversationStatus, at: datetime) -> list[SlaEvent]:
+    """An agent's (or the snooze's) change of status: pending and snoozed pause resolution,
+    resolved and closed stop every clock, open resumes or reopens."""
+    if status in (ConversationStatus.PENDING, ConversationStatus.SNOOZED):
+        return [Paused(at)]
+    if status in (ConversationStatus.RESOLVED, ConversationStatus.CLOSED):
+        return [Resolved(at)]
+    if clocks.stopped_at is not None:
+        return [Reopened(at)]
+    return [Resumed(at)]
+
+
+def measured(clocks: SlaClocks, policy: SlaPolicy, calendar: Calendar | None) -> Measured:
+    """The first-response and resolution times on the policy's clock, for reports: None while
+    not given (first response) or not resolved (resolution)."""
+    calendar = _calendar(policy, calendar)
+    first = None
+    if clocks.first_responded_at is not None:
+        first = time_between(calendar, clocks.started_at, clocks.first_responded_at)
+    resolution = clocks.resolution_spent if clocks.stopped_at is not None else None
+    return Measured(first_response=first, resolution=resolution)
+
+
+@dataclass(frozen=True)
+class Measured:
+    first_response: timedelta | None
+    resolution: timedelta | None

@@ -14,8 +14,9 @@ from contactcenter.domain.agents import Agent
 from contactcenter.domain.conversations import check_status_change
 from contactcenter.domain.enums import Channel, ConversationStatus
 from contactcenter.domain.errors import Invalid, NotFound
-from contactcenter.services import assignment, email_replies, sms_outbound
+from contactcenter.services import assignment, email_replies, sla, sms_outbound
 from contactcenter.store import contacts, conversations, messages
+from contactcenter.store import sla as sla_store
 from contactcenter.store.inbox import InboxCursor, InboxQuery, list_conversations
 
 logger = logging.getLogger(__name__)
@@ -39,6 +40,7 @@ async def list_inbox(
     limit: int,
     after: InboxCursor | None,
     tiers: tuple[int, ...] = (),
+    sla_states: tuple[str, ...] = (),
 ) -> tuple[list[dict[str, Any]], InboxCursor | None]:
     query = InboxQuery(
         viewer_id=agent.id,
@@ -50,6 +52,7 @@ async def list_inbox(
         limit=limit,
         after=after,
         tiers=tiers,
+        sla_states=sla_states,
     )
     return await list_conversations(conns.db, query)
 
@@ -77,6 +80,7 @@ async def conversation_detail(conns: Conns, agent: Agent, conversation_id: int) 
         card["past_conversations"] = await conversations.past_for_contact(
             conn, conversation["contact_id"], conversation_id, agent
         )
+        conversation["sla"] = await sla_store.view(conn, conversation_id)
     conversation["contact"] = card
     return conversation
 
@@ -154,6 +158,8 @@ async def change_status(
         before = await _visible(conn, agent, conversation_id, for_update=True)
         check_status_change(ConversationStatus(before["status"]), status, until, now)
         after = await conversations.set_status(conn, conversation_id, status, until, now)
+        sla_timer_at = await sla.on_status(conn, conversation_id, status, now)
+    await sla.arm(conns, conversation_id, sla_timer_at)
 
     if after["route_requested_at"] is not None:
         await jobs.enqueue_route(conns, conversation_id, after["route_version"])

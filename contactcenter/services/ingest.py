@@ -13,6 +13,7 @@ import hashlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import datetime
 
 import asyncpg
 
@@ -23,6 +24,7 @@ from contactcenter.domain.email import EmailDetails, conversation_from_subject
 from contactcenter.domain.enums import Channel, IdentityKind
 from contactcenter.domain.errors import Conflict, NotFound
 from contactcenter.domain.messages import Identity, InboundMessage
+from contactcenter.services import sla
 from contactcenter.store import contacts, conversations, locks, messages
 
 logger = logging.getLogger(__name__)
@@ -36,6 +38,8 @@ class IngestResult:
     duplicate: bool
     # a bounce: the id of our message it reports as undelivered
     bounced_message_id: int | None = None
+    # the SLA timer the message armed (the customer wrote again: a next-response clock)
+    sla_timer_at: datetime | None = None
 
 
 # more work for the ingest transaction, told what was stored (or found: result.duplicate)
@@ -51,6 +55,7 @@ async def ingest(
         result, conversation = await _ingest_in_transaction(conn, conns, inbound)
         if also is not None:
             await also(conn, result)
+    await sla.arm(conns, result.conversation_id, result.sla_timer_at)
     if conversation["route_requested_at"] is not None:
         # on a retry too: the first attempt may have died between its commit and its enqueue
         await jobs.enqueue_route(conns, result.conversation_id, conversation["route_version"])
@@ -110,6 +115,7 @@ async def _ingest_in_transaction(
         or await _thread(conn, conns, inbound)
     )
     opens_work = not (inbound.automatic or (email and email.automatic))
+    sla_timer_at = None
     contact_id = None
     if conversation_id is None:
         contact_id = await _resolve_contact(conn, inbound)
@@ -142,6 +148,8 @@ async def _ingest_in_transaction(
             raise NotFound("conversation not found", code="conversation_not_found")
         conversation = continued
         contact_id = conversation["contact_id"]
+        if opens_work:
+            sla_timer_at = await sla.on_customer_message(conn, conversation_id, now)
 
     message = await messages.insert_inbound(
         conn,
@@ -160,6 +168,7 @@ async def _ingest_in_transaction(
         contact_id,
         duplicate=False,
         bounced_message_id=bounced["id"] if bounced else None,
+        sla_timer_at=sla_timer_at,
     )
     return result, conversation
 

@@ -115,6 +115,11 @@ async def load(conns: Conns, mailbox_id: int) -> Mailbox | None:
     return None if row is None else to_mailbox(row, conns.settings.secret)
 
 
+async def first_sending(conns: Conns) -> Mailbox | None:
+    row = await mailboxes.first_sending(conns.db)
+    return None if row is None else to_mailbox(row, conns.settings.secret)
+
+
 async def for_addresses(conns: Conns, addresses: list[str]) -> Mailbox | None:
     """The mailbox a mail was written to, else the first enabled one."""
     row = await mailboxes.by_address(conns.db, addresses) or await mailboxes.first_enabled(conns.db)

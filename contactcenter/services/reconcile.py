@@ -10,11 +10,16 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
+
+import asyncpg
 
 from contactcenter import events, jobs
 from contactcenter.conns import Conns
+from contactcenter.domain.enums import ConversationStatus
+from contactcenter.services import sla
 from contactcenter.store import conversations, messages
+from contactcenter.store import sla as sla_store
 
 logger = logging.getLogger(__name__)
 
@@ -29,6 +34,8 @@ class ReconcileReport:
     woken: int = 0
     sends_enqueued: int = 0
     overflowed: int = 0
+    sla_rearmed: int = 0
+    sla_fired: int = 0
 
 
 async def reconcile(conns: Conns) -> ReconcileReport:
@@ -36,8 +43,10 @@ async def reconcile(conns: Conns) -> ReconcileReport:
     now = conns.clock()
     stale = now - timedelta(seconds=conns.settings.reconcile_after_seconds)
 
-    woken = await conversations.wake_snoozed(conns.db, now)
+    woken, timers = await _wake_snoozed(conns, now)
     report.woken = len(woken)
+    for conversation_id, due_at in timers:
+        await sla.arm(conns, conversation_id, due_at)
     for row in woken:
         await events.publish_agent_event(
             conns,
@@ -74,7 +83,18 @@ async def reconcile(conns: Conns) -> ReconcileReport:
     for message_id in await messages.queued_before(conns.db, stale, RECONCILE_BATCH):
         if await jobs.enqueue_send(conns, message_id):
             report.sends_enqueued += 1
-    if report.routes_enqueued or report.woken or report.overflowed or report.sends_enqueued:
+
+    swept = await sla.sweep(conns)
+    report.sla_rearmed, report.sla_fired = swept.rearmed, swept.fired
+    for event_id in await sla_store.notices_before(conns.db, stale, RECONCILE_BATCH):
+        await jobs.enqueue_sla_notice(conns, event_id)
+    if (
+        report.routes_enqueued
+        or report.woken
+        or report.overflowed
+        or report.sends_enqueued
+        or report.sla_fired
+    ):
         logger.info(
             "reconciled",
             extra={
@@ -83,6 +103,22 @@ async def reconcile(conns: Conns) -> ReconcileReport:
                 "woken": report.woken,
                 "overflowed": report.overflowed,
                 "sends_enqueued": report.sends_enqueued,
+                "sla_fired": report.sla_fired,
             },
         )
     return report
+
+
+async def _wake_snoozed(
+    conns: Conns, now: datetime
+) -> tuple[list[asyncpg.Record], list[tuple[int, datetime]]]:
+    """Snoozed conversations whose time has come are open again, their resolution clocks
+    running again in the same transaction; the SLA timers to arm after the commit."""
+    timers = []
+    async with conns.db.acquire() as conn, conn.transaction():
+        woken = await conversations.wake_snoozed(conn, now)
+        for row in woken:
+            due_at = await sla.on_status(conn, row["id"], ConversationStatus.OPEN, now)
+            if due_at is not None:
+                timers.append((row["id"], due_at))
+    return woken, timers

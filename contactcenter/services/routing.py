@@ -23,7 +23,7 @@ from contactcenter.domain.errors import Invalid
 from contactcenter.domain.language import detect_language
 from contactcenter.domain.routing import Placement, RouteDecision, decide_route, merge_skills
 from contactcenter.domain.rules import RoutingFacts, RulesOutcome
-from contactcenter.services import assignment, email_replies, routing_rules, sms_outbound
+from contactcenter.services import assignment, email_replies, routing_rules, sla, sms_outbound
 from contactcenter.store import agents, contacts, conversations, messages, teams
 
 logger = logging.getLogger(__name__)
@@ -67,6 +67,10 @@ async def route_conversation(conns: Conns, conversation_id: int) -> int | None:
             return None
         placement = await _placement(conn, conversation, contact, facts, outcome, decision, team)
         await conversations.enqueue_in_team(conn, conversation_id, decision, placement)
+        # the clocks run from when the customer asked, under the first policy routing gives
+        sla_timer_at = await sla.start(
+            conn, conversation_id, decision.sla_policy_id, conversation["route_requested_at"], now
+        )
         auto_reply_id = await _auto_reply(conn, conns, conversation, outcome, now)
     logger.info(
         "conversation queued",
@@ -76,6 +80,7 @@ async def route_conversation(conns: Conns, conversation_id: int) -> int | None:
             "rules": [rule.id for rule in outcome.matched],
         },
     )
+    await sla.arm(conns, conversation_id, sla_timer_at)
     if auto_reply_id is not None:
         await jobs.enqueue_send(conns, auto_reply_id)
     # the team hears of its new work even before anyone is assigned

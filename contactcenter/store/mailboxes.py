@@ -39,6 +39,10 @@ SELECT {COLUMNS} FROM mailboxes WHERE enabled AND imap_host IS NOT NULL ORDER BY
 GET = f"SELECT {COLUMNS} FROM mailboxes WHERE id = $1"
 BY_ADDRESS = f"SELECT {COLUMNS} FROM mailboxes WHERE address = ANY($1::text[]) ORDER BY id LIMIT 1"
 FIRST_ENABLED = f"SELECT {COLUMNS} FROM mailboxes WHERE enabled ORDER BY id LIMIT 1"
+FIRST_SENDING = f"""
+SELECT {COLUMNS} FROM mailboxes WHERE enabled AND smtp_host IS NOT NULL
+ORDER BY from_environment DESC, id LIMIT 1
+"""
 DELETE = "DELETE FROM mailboxes WHERE id = $1 AND NOT from_environment RETURNING id"
 
 UPSERT_ENVIRONMENT = f"""
@@ -92,6 +96,11 @@ async def by_address(conn: Executor, addresses: list[str]) -> asyncpg.Record | N
 
 async def first_enabled(conn: Executor) -> asyncpg.Record | None:
     return await conn.fetchrow(FIRST_ENABLED)
+
+
+async def first_sending(conn: Executor) -> asyncpg.Record | None:
+    """The mailbox our own notices go out through: the environment's, else the oldest."""
+    return await conn.fetchrow(FIRST_SENDING)
 
 
 async def insert(conn: Executor, values: dict[str, Any]) -> asyncpg.Record:

@@ -95,7 +95,8 @@ RETURNING {COLUMNS}
 
 GET_FOR_SEND = """
 SELECT m.id, m.conversation_id, m.channel, m.body_text, m.status, m.is_note, m.created_at,
-       m.is_automatic, c.contact_id, c.team_id, c.assignee_id, a.name AS author_name
+       m.is_automatic, m.author_agent_id, c.contact_id, c.team_id, c.assignee_id,
+       a.name AS author_name
 FROM messages m
 JOIN conversations c ON c.id = m.conversation_id
 LEFT JOIN agents a ON a.id = m.author_agent_id
