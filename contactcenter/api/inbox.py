@@ -25,6 +25,8 @@ from contactcenter.domain.enums import Channel, ConversationStatus, Presence
 from contactcenter.services import agents, assignment, inbox
 
 VIEWS = ("mine", "team", "unassigned", "all")
+# the inbox shows what needs attention: past a warning, or past a target
+SLA_FILTERS = ("at_risk", "breached")
 DEFAULT_LIMIT = 25
 MAX_LIMIT = 100
 
@@ -87,6 +89,11 @@ async def list_inbox(request: web.Request) -> web.Response:
         for tier in request.query.get("tier", "").split(",")
         if tier
     )
+    sla_states = tuple(
+        _choice("sla", state, SLA_FILTERS)
+        for state in request.query.get("sla", "").split(",")
+        if state
+    )
     cursor = request.query.get("cursor")
     items, next_cursor = await inbox.list_inbox(
         request.app[CONNS],
@@ -97,6 +104,7 @@ async def list_inbox(request: web.Request) -> web.Response:
         limit=_query_limit(request),
         after=decode_cursor(cursor) if cursor else None,
         tiers=tiers,
+        sla_states=sla_states,
     )
     return web.json_response({"items": jsonable(items), "next_cursor": encode_cursor(next_cursor)})
 

@@ -15,11 +15,13 @@ SELECT = """
 SELECT c.id, c.status, c.channel, c.priority, c.team_id, c.assignee_id, c.subject,
        c.waiting_since, c.assigned_at, c.snoozed_until, c.last_message_at, c.created_at,
        c.contact_id, ct.name AS contact_name, c.tier, c.is_complaint, c.tags,
+       c.sla_due_at, coalesce(s.state, 'ok') AS sla_state,
        (SELECT left(m.body_text, 140) FROM messages m
         WHERE m.conversation_id = c.id AND NOT m.is_note
         ORDER BY m.id DESC LIMIT 1) AS preview
 FROM conversations c
 JOIN contacts ct ON ct.id = c.contact_id
+LEFT JOIN conversation_sla s ON s.conversation_id = c.id
 """
 
 # served first: higher priority, then the conversation that has waited longest
@@ -44,6 +46,8 @@ class InboxQuery:
     limit: int
     after: InboxCursor | None
     tiers: tuple[int, ...] = ()
+    # SLA states (at_risk, breached) as the engine last set them at a warning or breach
+    sla_states: tuple[str, ...] = ()
 
 
 def build(query: InboxQuery) -> tuple[str, list[Any]]:
@@ -70,6 +74,8 @@ def build(query: InboxQuery) -> tuple[str, list[Any]]:
         where.append(f"c.channel = {param(query.channel)}")
     if query.tiers:
         where.append(f"c.tier = ANY({param(list(query.tiers))}::smallint[])")
+    if query.sla_states:
+        where.append(f"s.state = ANY({param(list(query.sla_states))}::text[])")
     if query.after is not None:
         p, t, i = param(query.after.priority), param(query.after.created_at), param(query.after.id)
         where.append(
