@@ -11,10 +11,11 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from contactcenter.domain.business_hours import Calendar, Period
-from contactcenter.domain.enums import SlaClock
+from contactcenter.domain.enums import ConversationStatus, SlaClock
 from contactcenter.domain.sla import (
     AgentReplySent,
     CustomerMessage,
+    Measured,
     Paused,
     Reopened,
     Resolved,
@@ -23,11 +24,19 @@ from contactcenter.domain.sla import (
     SlaEvent,
     SlaKind,
     SlaStage,
+    SlaState,
     Timer,
     apply,
     breached,
+    customer_message_events,
     due_timers,
+    live_state,
+    measured,
+    pending_timers,
     start,
+    status_events,
+    still_current,
+    timer_key,
 )
 from contactcenter.domain.sla_policies import SlaPolicy
 
@@ -383,3 +392,78 @@ def test_a_policy_with_only_a_next_response_target() -> None:
     clocks = apply(clocks, Resolved(sh(2, 20, 10)), policy, None)
     assert due_timers(clocks) == []
     assert breached(clocks, sh(3, 9)) == set()
+
+
+# --- what the engine asks of the clocks -------------------------------------------------------
+
+
+def test_fired_timers_are_not_pending_and_are_forgotten_when_their_clock_moves() -> None:
+    clocks = start(FULL_24_7, None, sh(2, 10))
+    first_breach = next(
+        t for t in due_timers(clocks) if t.kind == SlaKind.FIRST_RESPONSE and t.stage == "breach"
+    )
+    fired = frozenset({timer_key(first_breach)})
+    assert first_breach not in pending_timers(clocks, fired)
+    assert still_current(clocks, fired) == fired
+    answered = apply(clocks, AgentReplySent(sh(2, 11, 30)), FULL_24_7, None)
+    assert still_current(answered, fired) == frozenset()
+
+
+def test_live_state_moves_from_ok_to_at_risk_to_breached_and_back() -> None:
+    policy = SlaPolicy(
+        id=3, name="p", first_response=HOUR, clock=SlaClock.CALENDAR, warning_percent=50
+    )
+    clocks = start(policy, None, sh(2, 10))
+    assert live_state(clocks, sh(2, 10, 29)) == SlaState.OK
+    assert live_state(clocks, sh(2, 10, 30)) == SlaState.AT_RISK
+    assert live_state(clocks, sh(2, 11)) == SlaState.BREACHED
+    late = apply(clocks, AgentReplySent(sh(2, 11, 5)), policy, None)
+    assert live_state(late, sh(2, 11, 6)) == SlaState.OK  # answered, late: history now
+
+
+def test_a_resolution_breached_then_paused_stays_breached_until_resolved() -> None:
+    policy = SlaPolicy(id=4, name="p", resolution=HOUR, clock=SlaClock.CALENDAR)
+    clocks = run(policy, None, sh(2, 10), [Paused(sh(2, 12))])
+    assert live_state(clocks, sh(2, 13)) == SlaState.BREACHED
+    resolved = apply(clocks, Resolved(sh(2, 14)), policy, None)
+    assert live_state(resolved, sh(2, 15)) == SlaState.OK
+
+
+def test_a_customer_message_reopens_resumes_or_just_counts() -> None:
+    clocks = start(FULL, OFFICE, sh(2, 10))
+    at = sh(2, 11)
+    assert customer_message_events(clocks, at) == [CustomerMessage(at)]
+    paused = apply(clocks, Paused(sh(2, 10, 30)), FULL, OFFICE)
+    assert customer_message_events(paused, at) == [Resumed(at), CustomerMessage(at)]
+    resolved = apply(clocks, Resolved(sh(2, 10, 30)), FULL, OFFICE)
+    assert customer_message_events(resolved, at) == [Reopened(at), CustomerMessage(at)]
+
+
+@pytest.mark.parametrize(
+    ("status", "expected"),
+    [
+        (ConversationStatus.PENDING, Paused),
+        (ConversationStatus.SNOOZED, Paused),
+        (ConversationStatus.RESOLVED, Resolved),
+        (ConversationStatus.CLOSED, Resolved),
+        (ConversationStatus.OPEN, Resumed),
+    ],
+)
+def test_a_status_change_is_one_event(status: ConversationStatus, expected: type) -> None:
+    clocks = start(FULL, OFFICE, sh(2, 10))
+    assert status_events(clocks, status, sh(2, 11)) == [expected(sh(2, 11))]
+
+
+def test_opening_a_resolved_conversation_reopens_it() -> None:
+    resolved = run(FULL, OFFICE, sh(2, 10), [Resolved(sh(2, 11))])
+    assert status_events(resolved, ConversationStatus.OPEN, sh(2, 12)) == [Reopened(sh(2, 12))]
+
+
+def test_measured_times_are_on_the_policys_clock() -> None:
+    # Monday 17:00 to Tuesday 10:00 is two business hours (17-18, 9-10), not seventeen
+    clocks = run(FULL, OFFICE, sh(2, 17), [AgentReplySent(sh(3, 10))])
+    assert measured(clocks, FULL, OFFICE) == Measured(first_response=2 * HOUR, resolution=None)
+    done = apply(clocks, Resolved(sh(3, 11)), FULL, OFFICE)
+    assert measured(done, FULL, OFFICE) == Measured(first_response=2 * HOUR, resolution=3 * HOUR)
+    in_calendar_time = run(FULL_24_7, None, sh(2, 17), [AgentReplySent(sh(3, 10))])
+    assert measured(in_calendar_time, FULL_24_7, None).first_response == 17 * HOUR
