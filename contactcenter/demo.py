@@ -3,16 +3,18 @@ ready to try by hand."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import timedelta
 from decimal import Decimal
 
 from contactcenter.clock import utc_now
 from contactcenter.db import Connection, Pool
-from contactcenter.domain.enums import IdentityKind, Presence, Role, TierChangeReason
+from contactcenter.domain.enums import IdentityKind, Presence, Role, SlaClock, TierChangeReason
 from contactcenter.domain.messages import Identity
+from contactcenter.domain.sla_policies import Escalation, SlaPolicy
 from contactcenter.services import agents, tiers
 from contactcenter.store import agents as agents_store
-from contactcenter.store import contacts, locks, routing_rules, teams
+from contactcenter.store import contacts, locks, routing_rules, sla_policies, teams
 from contactcenter.store import tiers as tiers_store
 
 DEMO_TEAM = "Support"
@@ -24,6 +26,18 @@ DEMO_AGENTS = (
     ("Ada Admin", "admin@demo.example", Role.ADMIN, DEMO_TEAM),
 )
 COMPLAINTS_RULE = "Complaints go to Care, first"
+# every tier's default in the demo, short enough to watch: a chat nobody answers within a
+# minute is breached, raised to priority 9 and moved to Care
+DEMO_POLICY = SlaPolicy(
+    id=0,
+    name="Answer within a minute",
+    first_response=timedelta(minutes=1),
+    next_response=timedelta(minutes=5),
+    resolution=timedelta(hours=1),
+    clock=SlaClock.CALENDAR,
+    warning_percent=50,
+    description="the demo's standard: short enough to watch a breach escalate",
+)
 # Wang Fang is worth 250,000 a year: pinned to the top tier, so the demo shows it even with
 # one customer (by shares, the top 1 % of one customer is nobody)
 SAMPLE_VALUE = Decimal("250000")
@@ -77,6 +91,7 @@ async def seed(db: Pool) -> DemoTokens:
                     },
                 ],
             )
+        await _seed_sla_policy(conn, care_id)
         team_ids = {DEMO_TEAM: team_id, CARE_TEAM: care_id}
 
     tokens: dict[str, str] = {}
@@ -92,6 +107,15 @@ async def seed(db: Pool) -> DemoTokens:
                 await agents_store.set_presence(conn, created.id, Presence.ONLINE, utc_now())
         tokens[email] = created.token
     return DemoTokens(tokens)
+
+
+async def _seed_sla_policy(conn: Connection, care_id: int) -> None:
+    """The demo policy, every tier's default (left alone once it exists)."""
+    if any(r["name"] == DEMO_POLICY.name for r in await sla_policies.list_all(conn)):
+        return
+    escalation = Escalation(raise_priority_to=9, team_id=care_id)
+    row = await sla_policies.insert(conn, replace(DEMO_POLICY, escalation=escalation))
+    await conn.execute("UPDATE tiers SET sla_policy_id = $1", row["id"])
 
 
 async def _make_platinum(conn: Connection, contact_id: int) -> None:
