@@ -37,16 +37,21 @@ async def assign_waiting(ctx: dict[str, Any], team_id: int) -> int:
     return len(await assignment.assign_waiting(_conns(ctx), team_id))
 
 
+def _retry_later(again: delivery.SendAgain, what: str, **ids: int) -> Retry:
+    """arq's Retry after a passing send failure, backing off by the attempt."""
+    defer = SEND_BACKOFF[min(again.attempt, len(SEND_BACKOFF)) - 1]
+    logger.warning(
+        f"{what} failed, will retry",
+        extra={**ids, "code": again.failure.code, "retry_in": defer},
+    )
+    return Retry(defer=defer)
+
+
 async def send_message(ctx: dict[str, Any], message_id: int) -> str:
     try:
         outcome = await delivery.deliver(_conns(ctx), message_id, ctx["senders"])
     except delivery.SendAgain as again:
-        defer = SEND_BACKOFF[min(again.attempt, len(SEND_BACKOFF)) - 1]
-        logger.warning(
-            "send failed, will retry",
-            extra={"message_id": message_id, "code": again.failure.code, "retry_in": defer},
-        )
-        raise Retry(defer=defer) from again
+        raise _retry_later(again, "send", message_id=message_id) from again
     return str(outcome)
 
 
@@ -56,15 +61,11 @@ async def sla_timer(ctx: dict[str, Any], conversation_id: int) -> int:
 
 
 async def send_sla_notice(ctx: dict[str, Any], event_id: int) -> str:
+    """The supervisor's e-mail about a breach (channels/email/sla_notices.py)."""
     try:
         outcome = await send_notice(_conns(ctx), event_id)
     except delivery.SendAgain as again:
-        defer = SEND_BACKOFF[min(again.attempt, len(SEND_BACKOFF)) - 1]
-        logger.warning(
-            "sla notice failed, will retry",
-            extra={"event_id": event_id, "code": again.failure.code, "retry_in": defer},
-        )
-        raise Retry(defer=defer) from again
+        raise _retry_later(again, "sla notice", event_id=event_id) from again
     return str(outcome)
 
 
