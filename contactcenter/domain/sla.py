@@ -417,12 +417,13 @@ def live_state(clocks: SlaClocks, now: datetime) -> SlaState:
 
 def customer_message_events(clocks: SlaClocks, at: datetime) -> list[SlaEvent]:
     """A customer's message makes the conversation open again: a resolved one is reopened, a
-    pending or snoozed one resumes, and then the message itself counts."""
+    pending or snoozed one resumes, and then the message itself counts. None at all when it
+    changes nothing (the clocks already wait on the agent), so the engine need not look."""
     if clocks.stopped_at is not None:
         return [Reopened(at), CustomerMessage(at)]
     if clocks.paused:
         return [Resumed(at), CustomerMessage(at)]
-    return [CustomerMessage(at)]
+    return [CustomerMessage(at)] if clocks.awaiting_customer else []
 
 
 def status_events(clocks: SlaClocks, status: ConversationStatus, at: datetime) -> list[SlaEvent]:

@@ -131,12 +131,13 @@ async def _record(
     stored = await store.get_for_update(conn, conversation_id)
     if stored is None:
         return None
-    loaded = await _policy_and_calendar(conn, stored.policy_id)
+    events = events_for(stored.clocks)
+    loaded = await _policy_and_calendar(conn, stored.policy_id) if events else None
     if loaded is None:
         return None
     policy, calendar = loaded
     clocks = stored.clocks
-    for event in events_for(clocks):
+    for event in events:
         clocks = sla.apply(clocks, event, policy, calendar)
     if replace(clocks, last_event_at=stored.clocks.last_event_at) == stored.clocks:
         return None  # nothing moved (a second message while the clocks wait on the agent)
