@@ -25,6 +25,7 @@ from contactcenter.api import (
     inbox,
     ops,
     realtime,
+    reports,
 )
 from contactcenter.api.keys import CONNS, HUB
 from contactcenter.api.middleware import error_envelope, request_context
@@ -86,6 +87,7 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> web.Application
     admin_routing_rules.setup_routes(app)
     admin_tiers.setup_routes(app)
     contacts.setup_routes(app)
+    reports.setup_routes(app)
     contact_import.setup_routes(app, settings)
     web_channel.setup_routes(app)
     email_webhook.setup_routes(app)
