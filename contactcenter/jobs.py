@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import datetime
+import time
+from datetime import UTC, datetime
 from typing import Any
 
 from redis.exceptions import RedisError
@@ -68,14 +69,21 @@ async def enqueue_send(conns: Conns, message_id: int) -> bool:
 
 async def enqueue_sla_timer(conns: Conns, conversation_id: int, due_at: datetime) -> bool:
     """The conversation's SLA timer for `due_at`; the instant is part of the id, so a due time
-    that moves arms a new job and the old one finds nothing to do."""
+    that moves arms a new job and the old one finds nothing to do.
+
+    arq keeps a deferred job's instant in whole milliseconds and compares it with its own
+    clock rounded too, so the job is deferred to the next whole millisecond after the instant
+    (never a moment early, when it would find nothing due yet). An instant already past is
+    deferred to now: arq gives a job a day from its instant to live, so one more than a day
+    overdue would be dropped unrun."""
     micros = round(due_at.timestamp() * 1_000_000)
+    run_at_ms = max(micros // 1000 + 1, time.time_ns() // 1_000_000)
     return await _enqueue(
         conns,
         SLA_TIMER,
         conversation_id,
         job_id=f"sla:{conversation_id}:{micros}",
-        defer_until=due_at,
+        defer_until=datetime.fromtimestamp(run_at_ms / 1000, UTC),
     )
 
 

@@ -52,7 +52,7 @@ async def deliver(conns: Conns, message_id: int, senders: Mapping[Channel, Sende
         if row is None or row["status"] != MessageStatus.QUEUED:
             return Outcome.SKIPPED  # another run of this job got there first
         receipt: SendReceipt | None = None
-        sla_timer_at = None
+        sla_moved = None
         if attempt > MAX_SEND_ATTEMPTS:
             failure: DeliveryFailed | None = _gave_up()
         else:
@@ -70,14 +70,14 @@ async def deliver(conns: Conns, message_id: int, senders: Mapping[Channel, Sende
                 # an agent's reply that actually reached the customer answers them (an
                 # auto-reply does not): the first response, and the next-response clock
                 await conversations.mark_first_response(conn, row["conversation_id"], now)
-                sla_timer_at = await sla.on_reply_sent(conn, row["conversation_id"], now)
+                sla_moved = await sla.on_reply_sent(conn, row["conversation_id"], now)
             outcome = Outcome.SENT
         elif not failure.permanent and attempt < MAX_SEND_ATTEMPTS:
             raise SendAgain(attempt, failure)
         else:
             await messages.mark_failed(conn, message_id, failure.code, failure.message)
             outcome = Outcome.FAILED
-    await sla.arm(conns, row["conversation_id"], sla_timer_at)
+    await sla.arm(conns, row["conversation_id"], sla_moved)
     if outcome is Outcome.FAILED and row["channel"] == Channel.SMS:
         await sms_status.fall_back_to_email(conns, message_id)
     logger.info(

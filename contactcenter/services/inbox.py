@@ -158,8 +158,8 @@ async def change_status(
         before = await _visible(conn, agent, conversation_id, for_update=True)
         check_status_change(ConversationStatus(before["status"]), status, until, now)
         after = await conversations.set_status(conn, conversation_id, status, until, now)
-        sla_timer_at = await sla.on_status(conn, conversation_id, status, now)
-    await sla.arm(conns, conversation_id, sla_timer_at)
+        sla_moved = await sla.on_status(conn, conversation_id, status, now)
+    await sla.arm(conns, conversation_id, sla_moved)
 
     if after["route_requested_at"] is not None:
         await jobs.enqueue_route(conns, conversation_id, after["route_version"])

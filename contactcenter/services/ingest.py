@@ -13,7 +13,6 @@ import hashlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime
 
 import asyncpg
 
@@ -38,8 +37,8 @@ class IngestResult:
     duplicate: bool
     # a bounce: the id of our message it reports as undelivered
     bounced_message_id: int | None = None
-    # the SLA timer the message armed (the customer wrote again: a next-response clock)
-    sla_timer_at: datetime | None = None
+    # what the message did to the SLA clocks, left to do after the commit (a timer to arm)
+    sla_moved: sla.Moved | None = None
 
 
 # more work for the ingest transaction, told what was stored (or found: result.duplicate)
@@ -55,7 +54,7 @@ async def ingest(
         result, conversation = await _ingest_in_transaction(conn, conns, inbound)
         if also is not None:
             await also(conn, result)
-    await sla.arm(conns, result.conversation_id, result.sla_timer_at)
+    await sla.arm(conns, result.conversation_id, result.sla_moved)
     if conversation["route_requested_at"] is not None:
         # on a retry too: the first attempt may have died between its commit and its enqueue
         await jobs.enqueue_route(conns, result.conversation_id, conversation["route_version"])
@@ -115,7 +114,7 @@ async def _ingest_in_transaction(
         or await _thread(conn, conns, inbound)
     )
     opens_work = not (inbound.automatic or (email and email.automatic))
-    sla_timer_at = None
+    sla_moved = None
     contact_id = None
     if conversation_id is None:
         contact_id = await _resolve_contact(conn, inbound)
@@ -149,7 +148,7 @@ async def _ingest_in_transaction(
         conversation = continued
         contact_id = conversation["contact_id"]
         if opens_work:
-            sla_timer_at = await sla.on_customer_message(conn, conversation_id, now)
+            sla_moved = await sla.on_customer_message(conn, conversation_id, now)
 
     message = await messages.insert_inbound(
         conn,
@@ -168,7 +167,7 @@ async def _ingest_in_transaction(
         contact_id,
         duplicate=False,
         bounced_message_id=bounced["id"] if bounced else None,
-        sla_timer_at=sla_timer_at,
+        sla_moved=sla_moved,
     )
     return result, conversation
 

@@ -43,10 +43,10 @@ async def reconcile(conns: Conns) -> ReconcileReport:
     now = conns.clock()
     stale = now - timedelta(seconds=conns.settings.reconcile_after_seconds)
 
-    woken, timers = await _wake_snoozed(conns, now)
+    woken, moved = await _wake_snoozed(conns, now)
     report.woken = len(woken)
-    for conversation_id, due_at in timers:
-        await sla.arm(conns, conversation_id, due_at)
+    for conversation_id, sla_moved in moved:
+        await sla.arm(conns, conversation_id, sla_moved)
     for row in woken:
         await events.publish_agent_event(
             conns,
@@ -111,14 +111,13 @@ async def reconcile(conns: Conns) -> ReconcileReport:
 
 async def _wake_snoozed(
     conns: Conns, now: datetime
-) -> tuple[list[asyncpg.Record], list[tuple[int, datetime]]]:
+) -> tuple[list[asyncpg.Record], list[tuple[int, sla.Moved | None]]]:
     """Snoozed conversations whose time has come are open again, their resolution clocks
-    running again in the same transaction; the SLA timers to arm after the commit."""
-    timers = []
+    running again in the same transaction; what that leaves to do after the commit."""
     async with conns.db.acquire() as conn, conn.transaction():
         woken = await conversations.wake_snoozed(conn, now)
-        for row in woken:
-            due_at = await sla.on_status(conn, row["id"], ConversationStatus.OPEN, now)
-            if due_at is not None:
-                timers.append((row["id"], due_at))
-    return woken, timers
+        moved = [
+            (row["id"], await sla.on_status(conn, row["id"], ConversationStatus.OPEN, now))
+            for row in woken
+        ]
+    return woken, moved

@@ -68,7 +68,7 @@ async def route_conversation(conns: Conns, conversation_id: int) -> int | None:
         placement = await _placement(conn, conversation, contact, facts, outcome, decision, team)
         await conversations.enqueue_in_team(conn, conversation_id, decision, placement)
         # the clocks run from when the customer asked, under the first policy routing gives
-        sla_timer_at = await sla.start(
+        sla_moved = await sla.start(
             conn, conversation_id, decision.sla_policy_id, conversation["route_requested_at"], now
         )
         auto_reply_id = await _auto_reply(conn, conns, conversation, outcome, now)
@@ -80,7 +80,7 @@ async def route_conversation(conns: Conns, conversation_id: int) -> int | None:
             "rules": [rule.id for rule in outcome.matched],
         },
     )
-    await sla.arm(conns, conversation_id, sla_timer_at)
+    await sla.arm(conns, conversation_id, sla_moved)
     if auto_reply_id is not None:
         await jobs.enqueue_send(conns, auto_reply_id)
     # the team hears of its new work even before anyone is assigned

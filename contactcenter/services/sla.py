@@ -102,78 +102,7 @@ async def _save(
     return saved.next_timer_at
 
 
-# --- the clocks move with the conversation ---------------------------------------------------
-
-
-async def start(
-    conn: Connection, conversation_id: int, policy_id: int | None, at: datetime, now: datetime
-) -> datetime | None:
-    """In the route job's transaction: a conversation routed under a policy for the first
-    time gets its clocks, running from `at` (when the customer asked). Later routings keep the
-    clocks and the policy they run by. Returns the timer to arm after the commit."""
-    if policy_id is None or await store.get_for_update(conn, conversation_id) is not None:
-        return None
-    loaded = await _policy_and_calendar(conn, policy_id)
-    if loaded is None:
-        return None
-    policy, calendar = loaded
-    clocks = sla.start(policy, calendar, at)
-    stored = store.StoredClocks(policy.id, clocks, frozenset(), sla.SlaState.OK, None)
-    return await _save(conn, conversation_id, stored, policy, calendar, now)
-
-
-async def _record(
-    conn: Connection,
-    conversation_id: int,
-    events_for: Callable[[SlaClocks], list[SlaEvent]],
-    now: datetime,
-) -> datetime | None:
-    stored = await store.get_for_update(conn, conversation_id)
-    if stored is None:
-        return None
-    events = events_for(stored.clocks)
-    loaded = await _policy_and_calendar(conn, stored.policy_id) if events else None
-    if loaded is None:
-        return None
-    policy, calendar = loaded
-    clocks = stored.clocks
-    for event in events:
-        clocks = sla.apply(clocks, event, policy, calendar)
-    if replace(clocks, last_event_at=stored.clocks.last_event_at) == stored.clocks:
-        return None  # nothing moved (a second message while the clocks wait on the agent)
-    return await _save(conn, conversation_id, replace(stored, clocks=clocks), policy, calendar, now)
-
-
-async def on_customer_message(
-    conn: Connection, conversation_id: int, now: datetime
-) -> datetime | None:
-    """The customer wrote (ingest, which reopens and wakes the conversation)."""
-    return await _record(
-        conn, conversation_id, lambda clocks: sla.customer_message_events(clocks, now), now
-    )
-
-
-async def on_reply_sent(conn: Connection, conversation_id: int, now: datetime) -> datetime | None:
-    """An agent's reply reached the customer (never a note, an auto-reply or a failed send)."""
-    return await _record(conn, conversation_id, lambda _: [sla.AgentReplySent(now)], now)
-
-
-async def on_status(
-    conn: Connection, conversation_id: int, status: ConversationStatus, now: datetime
-) -> datetime | None:
-    """The conversation's status changed (an agent, or the snooze waking)."""
-    return await _record(
-        conn, conversation_id, lambda clocks: sla.status_events(clocks, status, now), now
-    )
-
-
-async def arm(conns: Conns, conversation_id: int, at: datetime | None) -> None:
-    """After the commit: the timer job for `at` (nothing when None)."""
-    if at is not None:
-        await jobs.enqueue_sla_timer(conns, conversation_id, at)
-
-
-# --- timers fire -----------------------------------------------------------------------------
+# --- what a change leaves to do after its commit ---------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -185,43 +114,183 @@ class Fired:
 
 
 @dataclass
-class FireOutcome:
+class Moved:
+    """What a change of the clocks leaves to do once its transaction has committed: the timer
+    to arm, and what fired (to announce, to e-mail, and the queues an escalation changed)."""
+
+    next_timer_at: datetime | None = None
     fired: list[Fired] = field(default_factory=list)
+    # the conversation's team after the escalations, and its assignee when the timers fired
+    # (an agent an escalation took it from hears of the breach too)
     team_id: int | None = None
     assignee_id: int | None = None
+    moved_team: bool = False
     released_agent_id: int | None = None
+
+
+async def arm(conns: Conns, conversation_id: int, moved: Moved | None) -> None:
+    """After the commit: the timer job for the next instant; the real-time events, notices and
+    queue fills of what fired."""
+    if moved is None:
+        return
+    if moved.next_timer_at is not None:
+        await jobs.enqueue_sla_timer(conns, conversation_id, moved.next_timer_at)
+    for fired in moved.fired:
+        await events.publish_agent_event(
+            conns,
+            "sla.breached" if fired.timer.stage == SlaStage.BREACH else "sla.warning",
+            conversation_id=conversation_id,
+            team_id=moved.team_id,
+            assignee_id=moved.assignee_id,
+            data={
+                "event_id": fired.event_id,
+                "kind": fired.timer.kind,
+                "due_at": fired.timer.due_at.isoformat(),
+                "escalation": fired.escalation,
+            },
+        )
+        if fired.notify:
+            await jobs.enqueue_sla_notice(conns, fired.event_id)
+    if moved.moved_team and moved.team_id is not None:
+        await assignment.assign_waiting(conns, moved.team_id)
+    if moved.released_agent_id is not None:
+        await assignment.fill_for_agent(conns, moved.released_agent_id)
+
+
+# --- the clocks move with the conversation ---------------------------------------------------
+
+
+async def start(
+    conn: Connection, conversation_id: int, policy_id: int | None, at: datetime, now: datetime
+) -> Moved | None:
+    """In the route job's transaction: a conversation routed under a policy for the first
+    time gets its clocks, running from `at` (when the customer asked). Later routings keep the
+    clocks and the policy they run by. What is already due by `now` (the job ran late) is acted
+    on at once."""
+    if policy_id is None or await store.get_for_update(conn, conversation_id) is not None:
+        return None
+    loaded = await _policy_and_calendar(conn, policy_id)
+    if loaded is None:
+        return None
+    policy, calendar = loaded
+    clocks = sla.start(policy, calendar, at)
+    stored = store.StoredClocks(policy.id, clocks, frozenset(), sla.SlaState.OK, None)
+    moved = Moved()
+    fired = await _act_on_due(conn, conversation_id, stored, policy, now, moved)
+    stored = replace(stored, fired=fired)
+    moved.next_timer_at = await _save(conn, conversation_id, stored, policy, calendar, now)
+    return moved
+
+
+async def _record(
+    conn: Connection,
+    conversation_id: int,
+    events_for: Callable[[SlaClocks], list[SlaEvent]],
+    now: datetime,
+) -> Moved | None:
+    """Apply the events of a change to the conversation's clocks. What fell due before it and
+    was not acted on yet (its job a moment behind) is acted on first, exactly as the job would
+    have: a reply a second late is still a breach, escalated."""
+    stored = await store.get_for_update(conn, conversation_id)
+    if stored is None:
+        return None
+    events = events_for(stored.clocks)
+    loaded = await _policy_and_calendar(conn, stored.policy_id) if events else None
+    if loaded is None:
+        return None
+    policy, calendar = loaded
+    moved = Moved()
+    fired = await _act_on_due(conn, conversation_id, stored, policy, now, moved)
+    clocks = stored.clocks
+    for event in events:
+        clocks = sla.apply(clocks, event, policy, calendar)
+    unchanged = replace(clocks, last_event_at=stored.clocks.last_event_at) == stored.clocks
+    if unchanged and fired == stored.fired:
+        return None  # nothing moved (a second message while the clocks wait on the agent)
+    changed = replace(stored, clocks=clocks, fired=fired)
+    moved.next_timer_at = await _save(conn, conversation_id, changed, policy, calendar, now)
+    return moved
+
+
+async def on_customer_message(
+    conn: Connection, conversation_id: int, now: datetime
+) -> Moved | None:
+    """The customer wrote (ingest, which reopens and wakes the conversation)."""
+    return await _record(
+        conn, conversation_id, lambda clocks: sla.customer_message_events(clocks, now), now
+    )
+
+
+async def on_reply_sent(conn: Connection, conversation_id: int, now: datetime) -> Moved | None:
+    """An agent's reply reached the customer (never a note, an auto-reply or a failed send)."""
+    return await _record(conn, conversation_id, lambda _: [sla.AgentReplySent(now)], now)
+
+
+async def on_status(
+    conn: Connection, conversation_id: int, status: ConversationStatus, now: datetime
+) -> Moved | None:
+    """The conversation's status changed (an agent, or the snooze waking)."""
+    return await _record(
+        conn, conversation_id, lambda clocks: sla.status_events(clocks, status, now), now
+    )
+
+
+# --- timers fire -----------------------------------------------------------------------------
 
 
 async def fire(conns: Conns, conversation_id: int) -> list[Fired]:
     """Act on every timer of the conversation due by now and not yet acted on."""
     now = conns.clock()
-    outcome = FireOutcome()
     async with conns.db.acquire() as conn, conn.transaction():
-        next_at = await _fire_in_transaction(conn, conversation_id, now, outcome)
-    await arm(conns, conversation_id, next_at)
-    await _announce(conns, conversation_id, outcome)
-    return outcome.fired
+        moved = await _fire_in_transaction(conn, conversation_id, now)
+    await arm(conns, conversation_id, moved)
+    return [] if moved is None else moved.fired
 
 
 async def _fire_in_transaction(
-    conn: Connection, conversation_id: int, now: datetime, outcome: FireOutcome
-) -> datetime | None:
-    row = await conversations.get_for_update(conn, conversation_id)
-    stored = await store.get_for_update(conn, conversation_id)
-    if row is None or stored is None:
+    conn: Connection, conversation_id: int, now: datetime
+) -> Moved | None:
+    # the conversation first, then its clocks: the order every change takes them in
+    if await conversations.get_for_update(conn, conversation_id) is None:
         return None
-    conversation = dict(row)
+    stored = await store.get_for_update(conn, conversation_id)
+    if stored is None:
+        return None
     loaded = await _policy_and_calendar(conn, stored.policy_id)
     if loaded is None:
         # the policy is gone: its clocks wait for nothing any more
         await store.clear_timer(conn, conversation_id)
         return None
     policy, calendar = loaded
-    pending = sla.pending_timers(stored.clocks, stored.fired)
-    due = [t for t in pending if t.due_at <= now]
-    if not due:
+    moved = Moved()
+    fired = await _act_on_due(conn, conversation_id, stored, policy, now, moved)
+    if fired == stored.fired:
         # a stale timer: the clocks moved on (and were saved with their next timer then)
-        return min((t.due_at for t in pending), default=None)
+        pending = sla.pending_timers(stored.clocks, stored.fired)
+        moved.next_timer_at = min((t.due_at for t in pending), default=None)
+        return moved
+    changed = replace(stored, fired=fired)
+    moved.next_timer_at = await _save(conn, conversation_id, changed, policy, calendar, now)
+    return moved
+
+
+async def _act_on_due(
+    conn: Connection,
+    conversation_id: int,
+    stored: store.StoredClocks,
+    policy: SlaPolicy,
+    now: datetime,
+    moved: Moved,
+) -> frozenset[str]:
+    """Every timer due by `now` and not yet acted on: its sla_events row, and a breach's
+    escalation; what fired goes into `moved`. The keys of the timers acted on after it."""
+    due = [t for t in sla.pending_timers(stored.clocks, stored.fired) if t.due_at <= now]
+    if not due:
+        return stored.fired
+    row = await conversations.get_for_update(conn, conversation_id)
+    assert row is not None  # the caller holds it
+    conversation = dict(row)
+    moved.assignee_id = conversation["assignee_id"]
     for timer in due:
         breach = timer.stage == SlaStage.BREACH
         notify_email = policy.escalation.notify_email if breach else None
@@ -230,10 +299,10 @@ async def _fire_in_transaction(
             continue  # acted on already
         done: dict[str, Any] = {}
         if breach:
-            done, conversation = await _escalate(conn, conversation, policy, timer, now, outcome)
+            done, conversation = await _escalate(conn, conversation, policy, timer, now, moved)
             if done:
                 await store.set_event_escalation(conn, event_id, done)
-        outcome.fired.append(Fired(event_id, timer, done, notify_email is not None))
+        moved.fired.append(Fired(event_id, timer, done, notify_email is not None))
         logger.info(
             "sla timer fired",
             extra={
@@ -244,10 +313,8 @@ async def _fire_in_transaction(
                 "lag_ms": round((now - timer.due_at) / timedelta(milliseconds=1)),
             },
         )
-    outcome.team_id = conversation["team_id"]
-    outcome.assignee_id = conversation["assignee_id"]
-    fired = stored.fired | {sla.timer_key(t) for t in due}
-    return await _save(conn, conversation_id, replace(stored, fired=fired), policy, calendar, now)
+    moved.team_id = conversation["team_id"]
+    return stored.fired | {sla.timer_key(t) for t in due}
 
 
 async def _escalate(
@@ -256,7 +323,7 @@ async def _escalate(
     policy: SlaPolicy,
     timer: Timer,
     now: datetime,
-    outcome: FireOutcome,
+    moved: Moved,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """The policy's escalation for a breach: the priority raised (never lowered), the
     conversation moved to the escalation team (an assignee outside it lets it go, and it waits
@@ -294,34 +361,11 @@ async def _escalate(
         record=record,
     )
     if unassign:
-        outcome.released_agent_id = assignee
+        moved.released_agent_id = assignee
+    if team_id is not None:
+        moved.moved_team = True
     done = {key: value for key, value in record.items() if value is not None}
     return done, {**conversation, **dict(after)}
-
-
-async def _announce(conns: Conns, conversation_id: int, outcome: FireOutcome) -> None:
-    """After the commit: the inbox hears of it, the supervisor's e-mail goes, and a team that
-    received an escalated conversation (or an agent who let one go) is filled."""
-    for fired in outcome.fired:
-        await events.publish_agent_event(
-            conns,
-            "sla.breached" if fired.timer.stage == SlaStage.BREACH else "sla.warning",
-            conversation_id=conversation_id,
-            team_id=outcome.team_id,
-            assignee_id=outcome.assignee_id,
-            data={
-                "event_id": fired.event_id,
-                "kind": fired.timer.kind,
-                "due_at": fired.timer.due_at.isoformat(),
-                "escalation": fired.escalation,
-            },
-        )
-        if fired.notify:
-            await jobs.enqueue_sla_notice(conns, fired.event_id)
-    if any("team" in fired.escalation for fired in outcome.fired) and outcome.team_id:
-        await assignment.assign_waiting(conns, outcome.team_id)
-    if outcome.released_agent_id is not None:
-        await assignment.fill_for_agent(conns, outcome.released_agent_id)
 
 
 # --- the sweeper -----------------------------------------------------------------------------
@@ -354,7 +398,7 @@ async def _rearm(conns: Conns) -> int:
     after = _parse_cursor(cursor)
     rows = await store.timers_after(conns.db, after, REARM_BATCH)
     for row in rows:
-        await arm(conns, row["conversation_id"], row["next_timer_at"])
+        await jobs.enqueue_sla_timer(conns, row["conversation_id"], row["next_timer_at"])
     last = rows[-1] if len(rows) == REARM_BATCH else None
     marker = REARM_DONE
     if last is not None:

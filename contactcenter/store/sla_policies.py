@@ -53,8 +53,14 @@ DELETE = "DELETE FROM sla_policies WHERE id = $1 RETURNING id"
 # (by a tier) cannot be deleted in between: the delete locks the row first and then looks
 EXISTING = "SELECT id FROM sla_policies WHERE id = ANY($1::bigint[])"
 TIERS_USING = "SELECT rank FROM tiers WHERE sla_policy_id = $1 ORDER BY rank"
+# routing names a policy (conversations.sla_policy_id, the latest routing's), and the clocks
+# keep running by the one they started under (conversation_sla.policy_id): either holds it
 ACTIVE_CONVERSATIONS_USING = """
-SELECT count(*) FROM conversations WHERE sla_policy_id = $1 AND status = ANY($2::text[])
+SELECT count(*) FROM conversations c
+WHERE c.status = ANY($2::text[])
+  AND (c.sla_policy_id = $1
+       OR EXISTS (SELECT 1 FROM conversation_sla s
+                  WHERE s.conversation_id = c.id AND s.policy_id = $1))
 """
 
 
