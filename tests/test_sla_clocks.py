@@ -469,3 +469,23 @@ def test_measured_times_are_on_the_policys_clock() -> None:
     assert measured(done, FULL, OFFICE) == Measured(first_response=2 * HOUR, resolution=3 * HOUR)
     in_calendar_time = run(FULL_24_7, None, sh(2, 17), [AgentReplySent(sh(3, 10))])
     assert measured(in_calendar_time, FULL_24_7, None).first_response == 17 * HOUR
+
+
+def test_a_reply_queued_before_resolving_and_delivered_after_is_the_first_response() -> None:
+    clocks = run(FULL, OFFICE, sh(2, 9), [Resolved(sh(2, 9, 30)), AgentReplySent(sh(2, 9, 31))])
+    assert clocks.first_responded_at == sh(2, 9, 31)
+    assert clocks.first_response_stopped_at is None
+    assert breached(clocks, sh(2, 15)) == set()
+    # once answered, a later reply while resolved changes nothing
+    again = apply(clocks, AgentReplySent(sh(2, 9, 40)), FULL, OFFICE)
+    assert again.first_responded_at == sh(2, 9, 31)
+
+
+def test_a_calendar_with_no_open_time_makes_clocks_that_never_fall_due() -> None:
+    closed = Calendar(id=9, name="Closed", timezone="Asia/Shanghai", weekly={})
+    clocks = start(FULL, closed, sh(2, 10))
+    assert (clocks.first_response_due_at, clocks.resolution_due_at) == (None, None)
+    assert due_timers(clocks) == []
+    paused = apply(clocks, Paused(sh(2, 11)), FULL, closed)
+    resumed = apply(paused, Resumed(sh(2, 12)), FULL, closed)
+    assert resumed.resolution_due_at is None

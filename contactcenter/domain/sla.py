@@ -18,15 +18,17 @@ The rules:
 - Resolved stops every clock. Reopened counts resolution on from the time already spent and
   lets the next customer message start a next-response clock (the engine sends Reopened, then
   CustomerMessage, when the customer reopens). A first response not given before resolving
-  stays unmet for good (`first_response_stopped_at`); the answer after a reopen is measured
-  by the next-response clock.
+  stays unmet for good (`first_response_stopped_at`), unless an agent reply queued before the
+  resolve is delivered while it stays resolved (then the customer was answered: that is the
+  first response); the answer after a reopen is measured by the next-response clock.
 
 Time and order: every instant is kept in UTC. Events are applied in the order given; an event
 dated earlier than the latest one applied is taken to happen at that latest instant (clamped),
 so time never runs backwards: banked time is never negative, a due time is never computed from
 before a pause, and a late-arriving event still has its effect. Repeats are harmless: Paused
 while paused, Resumed while counting, Resolved while resolved, Reopened while open, a second
-customer message or agent reply are no-ops for the clocks. While resolved, only Reopened acts.
+customer message or agent reply are no-ops for the clocks. While resolved, only Reopened acts
+(and a late-delivered first reply, above).
 
 Due instants: a clock is breached once the time reaches its due instant unmet (a reply at the
 due microsecond is late), the instant its breach timer fires. Warnings are at
@@ -36,7 +38,7 @@ already crossed before a pause is not armed again after it (it fired in its own 
 
 Calendar: the caller passes the calendar business time is counted by (the policy's, or the
 default one); a calendar-clock policy ignores it and counts every second. None counts every
-second too. add_time raises Invalid("no_business_hours") for a calendar with no open time.
+second too. A calendar with no open time ahead makes a clock that never falls due.
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ from enum import StrEnum
 from contactcenter.domain.business_hours import Calendar
 from contactcenter.domain.business_time import add_time, time_between
 from contactcenter.domain.enums import ConversationStatus, SlaClock
+from contactcenter.domain.errors import Invalid
 from contactcenter.domain.sla_policies import SlaPolicy
 
 _ZERO = timedelta(0)
@@ -176,12 +179,24 @@ def _due(
     counted; a stage already reached (spent at or past it) or without a target is None."""
     if target is None:
         return None, None
-    breach = add_time(calendar, since, target - spent) if spent < target else None
+    breach = _add(calendar, since, target - spent) if spent < target else None
     warn_after = policy.warning_after(target)
     warning = None
     if warn_after is not None and spent < warn_after:
-        warning = add_time(calendar, since, warn_after - spent)
+        warning = _add(calendar, since, warn_after - spent)
     return breach, warning
+
+
+def _add(calendar: Calendar | None, since: datetime, amount: timedelta) -> datetime | None:
+    """`since` plus `amount` on the clock; None (never due) on a calendar with no open time
+    ahead: a clock that cannot count never falls due, and never fails the conversation's
+    change (a message, a reply) it is computed in."""
+    try:
+        return add_time(calendar, since, amount)
+    except Invalid as error:
+        if error.code == "no_business_hours":
+            return None
+        raise
 
 
 def start(policy: SlaPolicy, calendar: Calendar | None, at: datetime) -> SlaClocks:
@@ -300,7 +315,12 @@ def apply(
     calendar = _calendar(policy, calendar)
     clocks = replace(clocks, last_event_at=at)
     if clocks.stopped_at is not None:
-        return _reopen(clocks, at, policy, calendar) if isinstance(event, Reopened) else clocks
+        if isinstance(event, Reopened):
+            return _reopen(clocks, at, policy, calendar)
+        if isinstance(event, AgentReplySent) and clocks.first_response_stopped_at is not None:
+            # a reply queued before resolving and delivered after: the customer was answered
+            return replace(clocks, first_responded_at=at, first_response_stopped_at=None)
+        return clocks
     if isinstance(event, CustomerMessage):
         return _customer_message(clocks, at, policy, calendar)
     if isinstance(event, AgentReplySent):

@@ -115,9 +115,13 @@ async def _wake_snoozed(
     """Snoozed conversations whose time has come are open again, their resolution clocks
     running again in the same transaction; what that leaves to do after the commit."""
     async with conns.db.acquire() as conn, conn.transaction():
-        woken = await conversations.wake_snoozed(conn, now)
+        woken = await conversations.wake_snoozed(conn, now, RECONCILE_BATCH)
+        # resolution counts on from when the snooze ended, however late this pass came
         moved = [
-            (row["id"], await sla.on_status(conn, row["id"], ConversationStatus.OPEN, now))
+            (
+                row["id"],
+                await sla.on_status(conn, row["id"], ConversationStatus.OPEN, row["woke_at"]),
+            )
             for row in woken
         ]
     return woken, moved

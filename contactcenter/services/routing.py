@@ -69,7 +69,12 @@ async def route_conversation(conns: Conns, conversation_id: int) -> int | None:
         await conversations.enqueue_in_team(conn, conversation_id, decision, placement)
         # the clocks run from when the customer asked, under the first policy routing gives
         sla_moved = await sla.start(
-            conn, conversation_id, decision.sla_policy_id, conversation["route_requested_at"], now
+            conn,
+            conversation_id,
+            decision.sla_policy_id,
+            conversation["route_requested_at"],
+            now,
+            answered_at=conversation["first_responded_at"],
         )
         auto_reply_id = await _auto_reply(conn, conns, conversation, outcome, now)
     logger.info(

@@ -161,12 +161,19 @@ async def arm(conns: Conns, conversation_id: int, moved: Moved | None) -> None:
 
 
 async def start(
-    conn: Connection, conversation_id: int, policy_id: int | None, at: datetime, now: datetime
+    conn: Connection,
+    conversation_id: int,
+    policy_id: int | None,
+    at: datetime,
+    now: datetime,
+    *,
+    answered_at: datetime | None = None,
 ) -> Moved | None:
     """In the route job's transaction: a conversation routed under a policy for the first
-    time gets its clocks, running from `at` (when the customer asked). Later routings keep the
-    clocks and the policy they run by. What is already due by `now` (the job ran late) is acted
-    on at once."""
+    time gets its clocks, running from `at` (when the customer asked); a reply already sent
+    (`answered_at`: an agent was quicker than the route job) is its first response. Later
+    routings keep the clocks and the policy they run by. What is already due by `now` (the
+    job ran late) is acted on at once."""
     if policy_id is None or await store.get_for_update(conn, conversation_id) is not None:
         return None
     loaded = await _policy_and_calendar(conn, policy_id)
@@ -174,6 +181,8 @@ async def start(
         return None
     policy, calendar = loaded
     clocks = sla.start(policy, calendar, at)
+    if answered_at is not None:
+        clocks = sla.apply(clocks, sla.AgentReplySent(answered_at), policy, calendar)
     stored = store.StoredClocks(policy.id, clocks, frozenset(), sla.SlaState.OK, None)
     moved = Moved()
     fired = await _act_on_due(conn, conversation_id, stored, policy, now, moved)

@@ -250,16 +250,26 @@ WHERE preferred_agent_id = $1 AND waiting_since IS NOT NULL AND assignee_id IS N
   AND status = 'open'
 """
 
-# a woken conversation nobody holds is routed again
+# a woken conversation nobody holds is routed again; a batch at a time, the longest overdue
+# first, and with the instant each snooze ended (its SLA clock resumes from there)
 WAKE_SNOOZED = f"""
-UPDATE conversations SET
+WITH due AS (
+    SELECT id, snoozed_until FROM conversations
+    WHERE status = 'snoozed' AND snoozed_until <= $1
+    ORDER BY snoozed_until
+    LIMIT $2
+    FOR NO KEY UPDATE SKIP LOCKED
+)
+UPDATE conversations c SET
     status = 'open',
     snoozed_until = NULL,
     updated_at = $1,
-    route_requested_at = CASE WHEN assignee_id IS NULL THEN $1 END,
-    route_version = CASE WHEN assignee_id IS NULL THEN route_version + 1 ELSE route_version END
-WHERE status = 'snoozed' AND snoozed_until <= $1
-RETURNING {COLUMNS}
+    route_requested_at = CASE WHEN c.assignee_id IS NULL THEN $1 END,
+    route_version = CASE WHEN c.assignee_id IS NULL THEN c.route_version + 1
+                         ELSE c.route_version END
+FROM due WHERE c.id = due.id
+RETURNING {", ".join("c." + name.strip() for name in COLUMNS.split(","))},
+          due.snoozed_until AS woke_at
 """
 
 # an agent's change of status (domain.conversations.check_transition allows it first). A
@@ -431,8 +441,10 @@ async def teams_with_idle_capacity(conn: Executor, now: datetime) -> list[int]:
     return [r["team_id"] for r in await conn.fetch(TEAMS_WITH_IDLE_CAPACITY, ACTIVE, now)]
 
 
-async def wake_snoozed(conn: Executor, now: datetime) -> list[asyncpg.Record]:
-    return list(await conn.fetch(WAKE_SNOOZED, now))
+async def wake_snoozed(conn: Executor, now: datetime, limit: int) -> list[asyncpg.Record]:
+    """Up to `limit` snoozed conversations whose time has come, open again; each row has the
+    instant its snooze ended (woke_at)."""
+    return list(await conn.fetch(WAKE_SNOOZED, now, limit))
 
 
 async def set_status(
