@@ -3,6 +3,7 @@ needs attention, and the clocks and events in the conversation's detail."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import asyncpg
@@ -12,7 +13,7 @@ from contactcenter.conns import Conns
 from contactcenter.domain.enums import Role
 from contactcenter.services import sla
 from tests.helpers import bearer, error_code, make_agent
-from tests.routing_helpers import Clock, clocked, customer_writes, route_all
+from tests.routing_helpers import T0, Clock, clocked, customer_writes, route_all
 
 
 async def _policy(db: asyncpg.Pool) -> int:
@@ -103,3 +104,39 @@ async def test_a_conversation_without_a_policy_has_no_sla(
     assert [(i["id"], i["sla_state"], i["sla_due_at"]) for i in listed] == [
         (conversation_id, "ok", None)
     ]
+
+
+async def test_the_inbox_lists_by_priority_then_the_nearest_due_time_across_pages(
+    client: TestClient, db: asyncpg.Pool, conns: Conns
+) -> None:
+    """API.md: ordered by priority, then nearest SLA due time (none last), then age; the
+    cursor carries all of it, so paging one at a time gives the same order."""
+    _, token = await make_agent(db, role=Role.SUPERVISOR)
+    clock = Clock()
+    timed = clocked(conns, clock)
+    ids = []
+    for _ in range(5):
+        conversation_id, _ = await customer_writes(timed, "hello")
+        ids.append(conversation_id)
+        clock.advance(60)
+    oldest, later_due, sooner_due, urgent, no_due = ids
+    when = {later_due: 50, sooner_due: 20, urgent: 60}
+    for conversation_id, minutes in when.items():
+        await db.execute(
+            "UPDATE conversations SET sla_due_at = $2 WHERE id = $1",
+            conversation_id,
+            T0 + timedelta(minutes=minutes),
+        )
+    await db.execute("UPDATE conversations SET priority = 5 WHERE id = $1", urgent)
+    expected = [urgent, sooner_due, later_due, oldest, no_due]
+    assert [i["id"] for i in await _inbox(client, token, "view=all")] == expected
+    paged, cursor = [], None
+    while True:
+        query = "view=all&limit=1" + (f"&cursor={cursor}" if cursor else "")
+        response = await client.get(f"/v1/inbox?{query}", headers=bearer(token))
+        body = await response.json()
+        paged += [i["id"] for i in body["items"]]
+        cursor = body["next_cursor"]
+        if cursor is None:
+            break
+    assert paged == expected

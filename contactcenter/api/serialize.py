@@ -26,22 +26,29 @@ def jsonable(value: Any) -> Any:
 def encode_cursor(cursor: InboxCursor | None) -> str | None:
     if cursor is None:
         return None
-    raw = json.dumps([cursor.priority, cursor.created_at.isoformat(), cursor.id])
+    due = None if cursor.sla_due_at is None else cursor.sla_due_at.isoformat()
+    raw = json.dumps([cursor.priority, due, cursor.created_at.isoformat(), cursor.id])
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
 
 def decode_cursor(text: str) -> InboxCursor:
     try:
         padded = text + "=" * (-len(text) % 4)
-        priority, created_at, conversation_id = json.loads(base64.urlsafe_b64decode(padded))
+        priority, due, created_at, conversation_id = json.loads(base64.urlsafe_b64decode(padded))
         cursor = InboxCursor(
-            int(priority), datetime.fromisoformat(created_at), int(conversation_id)
+            int(priority),
+            None if due is None else datetime.fromisoformat(due),
+            datetime.fromisoformat(created_at),
+            int(conversation_id),
         )
         if not (-(2**15) <= cursor.priority < 2**15 and 0 < cursor.id < 2**63):
             raise ValueError("out of range")
-        if cursor.created_at.tzinfo is None:
-            raise ValueError("no offset")
-        cursor.created_at.astimezone(UTC)  # out of range once in UTC: OverflowError
+        for instant in (cursor.sla_due_at, cursor.created_at):
+            if instant is None:
+                continue
+            if instant.tzinfo is None:
+                raise ValueError("no offset")
+            instant.astimezone(UTC)  # out of range once in UTC: OverflowError
         return cursor
     except (ValueError, TypeError, OverflowError):
         raise ApiError(400, "invalid_cursor", "the cursor is not one this server gave") from None

@@ -24,13 +24,16 @@ JOIN contacts ct ON ct.id = c.contact_id
 LEFT JOIN conversation_sla s ON s.conversation_id = c.id
 """
 
-# served first: higher priority, then the conversation that has waited longest
-ORDER = " ORDER BY c.priority DESC, c.created_at, c.id LIMIT "
+# served first: higher priority, then the nearest SLA due time (none: last), then the
+# conversation that has waited longest (migrations/0007 indexes exactly this order)
+DUE_KEY = "coalesce(c.sla_due_at, 'infinity'::timestamptz)"
+ORDER = f" ORDER BY c.priority DESC, {DUE_KEY}, c.created_at, c.id LIMIT "
 
 
 @dataclass(frozen=True)
 class InboxCursor:
     priority: int
+    sla_due_at: datetime | None
     created_at: datetime
     id: int
 
@@ -77,9 +80,12 @@ def build(query: InboxQuery) -> tuple[str, list[Any]]:
     if query.sla_states:
         where.append(f"s.state = ANY({param(list(query.sla_states))}::text[])")
     if query.after is not None:
-        p, t, i = param(query.after.priority), param(query.after.created_at), param(query.after.id)
+        after = query.after
+        p, d = param(after.priority), param(after.sla_due_at)
+        t, i = param(after.created_at), param(after.id)
         where.append(
-            f"(c.priority < {p} OR (c.priority = {p} AND (c.created_at, c.id) > ({t}, {i})))"
+            f"(c.priority < {p} OR (c.priority = {p} AND ({DUE_KEY}, c.created_at, c.id)"
+            f" > (coalesce({d}::timestamptz, 'infinity'::timestamptz), {t}, {i})))"
         )
     sql = SELECT + " WHERE " + " AND ".join(where) + ORDER + param(query.limit + 1)
     return sql, args
@@ -94,4 +100,4 @@ async def list_conversations(
         return rows, None
     rows = rows[: query.limit]
     last = rows[-1]
-    return rows, InboxCursor(last["priority"], last["created_at"], last["id"])
+    return rows, InboxCursor(last["priority"], last["sla_due_at"], last["created_at"], last["id"])
