@@ -3,6 +3,13 @@
 PATCH takes any of name, value, tags, fields and account_manager_id. The value is a decimal
 (a JSON number or a string, up to 14 digits before the point and 2 after) and comes back as a
 string; tags replace the contact's tags; fields are merged key by key (null removes a key).
+
+What care reads, each cleared by null: birthday ("YYYY-MM-DD", from 1900 to today by the
+request's clock: invalid_birthday), timezone (IANA: invalid_timezone), locale (a language with
+an optional region, normalised: "zh_cn" -> "zh-CN"; invalid_locale), preferred_channel (email,
+sms or web: invalid_channel); and consent, by channel ({"email": true, "sms": false, "web":
+null}: granted, withdrawn, never asked; a channel left out keeps its consent; another key is
+invalid_channel).
 """
 
 from __future__ import annotations
@@ -13,6 +20,7 @@ from aiohttp import web
 from pydantic import (
     AfterValidator,
     Field,
+    StrictBool,
     StrictFloat,
     StrictInt,
     StrictStr,
@@ -23,7 +31,15 @@ from contactcenter.api.auth import require_agent
 from contactcenter.api.keys import CONNS
 from contactcenter.api.parsing import MAX_ID, CleanStr, Patch, path_id, read_json
 from contactcenter.api.serialize import jsonable
-from contactcenter.domain.contacts import check_fields, normalise_tags
+from contactcenter.domain.care import check_timezone
+from contactcenter.domain.contacts import (
+    check_channel,
+    check_consents,
+    check_fields,
+    normalise_locale,
+    normalise_tags,
+    parse_birthday,
+)
 from contactcenter.domain.enums import Role
 from contactcenter.domain.tiers import parse_value
 from contactcenter.services import contacts
@@ -31,7 +47,7 @@ from contactcenter.services.contacts import ContactChanges
 
 EDITORS = (Role.SUPERVISOR, Role.ADMIN)
 # attributes that always hold something: null is refused (send [] or {} to empty them)
-NOT_NULL = ("value", "tags", "fields")
+NOT_NULL = ("value", "tags", "fields", "consent")
 
 
 def _one_line(value: str) -> str:
@@ -56,6 +72,13 @@ class ContactPatch(Patch):
     tags: Annotated[list[StrictStr], Field(max_length=500)] | None = None
     fields: dict[str, Any] | None = None
     account_manager_id: Annotated[StrictInt, Field(ge=1, le=MAX_ID)] | None = None
+    # care: strings checked by domain.contacts, so each refusal has its code (invalid_birthday
+    # ...) rather than validation_error
+    birthday: StrictStr | None = None
+    timezone: StrictStr | None = None
+    locale: StrictStr | None = None
+    preferred_channel: StrictStr | None = None
+    consent: dict[StrictStr, StrictBool | None] | None = None
 
 
 def _changes(body: ContactPatch) -> ContactChanges:
@@ -67,6 +90,13 @@ def _changes(body: ContactPatch) -> ContactChanges:
         tags=None if body.tags is None else normalise_tags(body.tags),
         fields={} if body.fields is None else check_fields(body.fields),
         account_manager_id=body.account_manager_id,
+        birthday=None if body.birthday is None else parse_birthday(body.birthday),
+        timezone=None if body.timezone is None else check_timezone(body.timezone),
+        locale=None if body.locale is None else normalise_locale(body.locale),
+        preferred_channel=(
+            None if body.preferred_channel is None else check_channel(body.preferred_channel)
+        ),
+        consents={} if body.consent is None else check_consents(body.consent),
     )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from contactcenter.api.errors import ApiError
@@ -14,7 +14,7 @@ INTERNAL_FIELDS = ("route_requested_at", "route_version")
 
 
 def jsonable(value: Any) -> Any:
-    if isinstance(value, datetime):
+    if isinstance(value, datetime | date):
         return value.isoformat()
     if isinstance(value, dict):
         return {k: jsonable(v) for k, v in value.items() if k not in INTERNAL_FIELDS}

@@ -10,6 +10,8 @@ for the next allowed moment (the same evening's is not allowed: the next morning
 from __future__ import annotations
 
 import calendar
+import functools
+import zoneinfo
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
@@ -77,7 +79,11 @@ def zone(name: str | None, settings: CareSettings) -> ZoneInfo:
 
 
 def check_timezone(name: str, field_name: str = "timezone") -> str:
+    """An IANA zone by its canonical name; not `localtime` (the server's own), nor the
+    `posix/` and `right/` copies (the latter counts leap seconds)."""
     try:
+        if name not in _zone_names():
+            raise ValueError(name)
         ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
         raise Invalid(
@@ -86,6 +92,15 @@ def check_timezone(name: str, field_name: str = "timezone") -> str:
             details={"field": field_name},
         ) from None
     return name
+
+
+@functools.cache
+def _zone_names() -> frozenset[str]:
+    return frozenset(
+        name
+        for name in zoneinfo.available_timezones()
+        if name != "localtime" and not name.startswith(("posix/", "right/"))
+    )
 
 
 # --- birthdays -------------------------------------------------------------------------------

@@ -4,9 +4,12 @@ header, each row into what it sets, and a batch of rows into what to write.
 The file is UTF-8 (a BOM is skipped), lines end with LF or CRLF, the first record is the
 header. Columns are named case-insensitively, in any order: email, phone, name, value, tags
 (separated by ";"), tier (1 to 4 pins, "none" unpins), account_manager (an agent's e-mail) and
-`field:<key>` (a contact field, its key as PATCH /v1/contacts takes it). An empty cell leaves
-what the contact has; a given one sets it (tags replace the contact's tags, fields are set key
-by key, as strings). Rows are checked with the same rules as PATCH /v1/contacts.
+`field:<key>` (a contact field, its key as PATCH /v1/contacts takes it), and what care reads:
+birthday (YYYY-MM-DD), timezone (IANA), locale (en, zh-CN ...), preferred_channel (email, sms,
+web), consent_email and consent_sms (yes, no, true, false, 1 or 0: consent granted or
+withdrawn, recorded with source "import"). An empty cell leaves what the contact has; a given
+one sets it (tags replace the contact's tags, fields are set key by key, as strings). Rows are
+checked with the same rules and codes as PATCH /v1/contacts.
 
 A row is found by its identities (its e-mail and phone, normalised): the contact they belong
 to is updated, or a new one is created with them; identities of two different contacts are
@@ -19,20 +22,45 @@ import codecs
 import csv
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
 import phonenumbers
 
-from contactcenter.domain.contacts import check_fields, merge_fields, normalise_tags
-from contactcenter.domain.enums import IdentityKind
+from contactcenter.domain.care import check_timezone
+from contactcenter.domain.contacts import (
+    CARE_ATTRIBUTES,
+    check_birthday,
+    check_channel,
+    check_fields,
+    merge_fields,
+    normalise_locale,
+    normalise_tags,
+    parse_birthday,
+)
+from contactcenter.domain.enums import Channel, IdentityKind
 from contactcenter.domain.errors import Invalid
 from contactcenter.domain.identities import normalise_email, normalise_phone
 from contactcenter.domain.messages import Identity
 from contactcenter.domain.tiers import RANKS, parse_value
 
 IDENTITY_COLUMNS = ("email", "phone")
-COLUMNS = frozenset({*IDENTITY_COLUMNS, "name", "value", "tags", "tier", "account_manager"})
+# consent_<channel> column -> the channel it grants or withdraws
+CONSENT_COLUMNS = {"consent_email": Channel.EMAIL, "consent_sms": Channel.SMS}
+CONSENT_WORDS = {"yes": True, "true": True, "1": True, "no": False, "false": False, "0": False}
+COLUMNS = frozenset(
+    {
+        *IDENTITY_COLUMNS,
+        "name",
+        "value",
+        "tags",
+        "tier",
+        "account_manager",
+        *CARE_ATTRIBUTES,
+        *CONSENT_COLUMNS,
+    }
+)
 FIELD_PREFIX = "field:"
 TAG_SEPARATOR = ";"
 UNPIN = "none"
@@ -258,6 +286,11 @@ class ImportRow:
     fields: Mapping[str, str] = field(default_factory=dict)
     pin: Pin | None = None
     account_manager: str | None = None  # an agent's e-mail, lowercased
+    birthday: date | None = None
+    timezone: str | None = None
+    locale: str | None = None
+    preferred_channel: Channel | None = None
+    consents: Mapping[str, bool] = field(default_factory=dict)  # channel -> granted
 
 
 def is_blank(cells: Sequence[str]) -> bool:
@@ -266,9 +299,15 @@ def is_blank(cells: Sequence[str]) -> bool:
 
 
 def parse_row(
-    header: Header, record: Record, *, region: str | None, check_name: NameCheck
+    header: Header,
+    record: Record,
+    *,
+    region: str | None,
+    check_name: NameCheck,
+    now: datetime,
 ) -> ImportRow:
-    """The row checked, or Invalid with the code of its first problem."""
+    """The row checked, or Invalid with the code of its first problem (`now`: the clock a
+    birthday must not be after)."""
     cells = record.cells
     if len(cells) > header.width:
         raise Invalid(
@@ -293,7 +332,36 @@ def parse_row(
         fields=_fields(header, cells),
         pin=_pin(tier) if tier else None,
         account_manager=manager.lower() if manager else None,
+        **_care(cell, now),
     )
+
+
+def _care(cell: Callable[[str], str], now: datetime) -> dict[str, Any]:
+    """What the row sets of what care reads (the ImportRow attributes), by the PATCH rules."""
+    birthday, timezone = cell("birthday"), cell("timezone")
+    locale, preferred = cell("locale"), cell("preferred_channel")
+    return {
+        "birthday": check_birthday(parse_birthday(birthday), now) if birthday else None,
+        "timezone": check_timezone(timezone) if timezone else None,
+        "locale": normalise_locale(locale) if locale else None,
+        "preferred_channel": check_channel(preferred) if preferred else None,
+        "consents": {
+            str(channel): _consent(column, cell(column))
+            for column, channel in CONSENT_COLUMNS.items()
+            if cell(column)
+        },
+    }
+
+
+def _consent(column: str, raw: str) -> bool:
+    granted = CONSENT_WORDS.get(raw.lower())
+    if granted is None:
+        raise Invalid(
+            f"{column} is yes, no, true, false, 1 or 0 (or empty to leave it)",
+            code="invalid_consent",
+            details={"field": column},
+        )
+    return granted
 
 
 def parse_region(raw: str) -> str:
@@ -370,9 +438,17 @@ class ContactState:
     account_manager_id: int | None = None
     value: Decimal = Decimal(0)
     pinned_tier: int | None = None
+    birthday: date | None = None
+    timezone: str | None = None
+    locale: str | None = None
+    preferred_channel: str | None = None
+    consents: Mapping[str, bool] = field(default_factory=dict)  # channel -> granted
 
     def attributes(self) -> tuple[object, ...]:
         return (self.name, self.tags, dict(self.fields), self.account_manager_id)
+
+    def care(self) -> tuple[object, ...]:
+        return tuple(getattr(self, name) for name in CARE_ATTRIBUTES)
 
 
 @dataclass(frozen=True)
@@ -395,6 +471,10 @@ class Plan:
     created: dict[int, ContactState] = field(default_factory=dict)
     # existing contacts whose name, tags, fields or account manager change
     updated: dict[int, ContactState] = field(default_factory=dict)
+    # contacts (new ones too) whose birthday, timezone, locale or preferred channel change
+    care: dict[int, ContactState] = field(default_factory=dict)
+    # (contact, channel) -> granted, where that changes
+    consents: dict[tuple[int, str], bool] = field(default_factory=dict)
     identities: list[tuple[int, Identity]] = field(default_factory=list)
     values: dict[int, Decimal] = field(default_factory=dict)
     pins: dict[int, int | None] = field(default_factory=dict)
@@ -462,6 +542,11 @@ def _settle(
             plan.created[contact_id] = state
         elif state.attributes() != before.attributes():
             plan.updated[contact_id] = state
+        if state.care() != before.care():
+            plan.care[contact_id] = state
+        for channel, granted in state.consents.items():
+            if before.consents.get(channel) != granted:
+                plan.consents[(contact_id, channel)] = granted
         if state.value != before.value:
             plan.values[contact_id] = state.value
         if state.pinned_tier != before.pinned_tier:
@@ -502,4 +587,9 @@ def _applied(state: ContactState, row: ImportRow, manager_id: int | None) -> Con
         changes["value"] = row.value
     if row.pin is not None:
         changes["pinned_tier"] = row.pin.tier
+    for name in CARE_ATTRIBUTES:
+        if getattr(row, name) is not None:
+            changes[name] = getattr(row, name)
+    if row.consents:
+        changes["consents"] = {**state.consents, **row.consents}
     return replace(state, **changes)

@@ -1,8 +1,13 @@
-"""What routing reads about a contact besides its tier: tags and the admin's own fields.
+"""What routing reads about a contact besides its tier: tags and the admin's own fields; and
+what care reads: birthday, time zone, locale, preferred channel and consent per channel.
 
 Tags are trimmed and lowercased, so a rule's "vip" matches a contact tagged " VIP". Fields are
 a flat object of simple values (rules compare them), merged key by key into what a contact
 has: a null removes a key.
+
+The care attributes are checked here for PATCH /v1/contacts and the CSV import alike, so both
+refuse the same values with the same codes: invalid_birthday, invalid_timezone (by
+domain.care.check_timezone), invalid_locale, invalid_channel.
 """
 
 from __future__ import annotations
@@ -10,8 +15,11 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping, Sequence
+from datetime import UTC, date, datetime
+from enum import StrEnum
 from typing import Any
 
+from contactcenter.domain.enums import Channel
 from contactcenter.domain.errors import Invalid
 
 MAX_TAGS = 50
@@ -112,3 +120,98 @@ def merge_fields(
             details={"max": MAX_FIELDS},
         )
     return merged
+
+
+# --- what care reads ------------------------------------------------------------------------
+
+# what care reads of a contact, besides consents (contacts' columns of the same names)
+CARE_ATTRIBUTES = ("birthday", "timezone", "locale", "preferred_channel")
+# the channels a contact consents to (or not) one by one, in the order the card shows them;
+# contact_consents.channel allows the same values
+CONSENT_CHANNELS = (Channel.EMAIL, Channel.SMS, Channel.WEB)
+
+
+class ConsentSource(StrEnum):
+    """Who recorded a consent (contact_consents.source; the migration names the same)."""
+
+    API = "api"  # a supervisor or admin, PATCH /v1/contacts/{id}
+    IMPORT = "import"  # the CSV import
+    CUSTOMER = "customer"  # the customer themselves (a survey page, a keyword)
+
+
+EARLIEST_BIRTHDAY_YEAR = 1900
+# YYYY-MM-DD and nothing else (date.fromisoformat would also take "20261123" or "2026-W47-1")
+ISO_DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}\Z")
+# a language of 2 or 3 letters (ISO 639), and a region of 2 letters (ISO 3166) or 3 digits
+# (UN M49, "es-419"); "_" is taken for "-" as systems often write it
+LOCALE = re.compile(r"^([A-Za-z]{2,3})(?:[-_]([A-Za-z]{2}|[0-9]{3}))?\Z")
+
+
+def parse_birthday(raw: str, field_name: str = "birthday") -> date:
+    """A date written YYYY-MM-DD, or Invalid (invalid_birthday)."""
+    if ISO_DATE.match(raw):
+        try:
+            return date.fromisoformat(raw)
+        except ValueError:
+            pass  # 2026-02-30
+    raise Invalid(
+        f"{field_name} is a date written YYYY-MM-DD",
+        code="invalid_birthday",
+        details={"field": field_name},
+    )
+
+
+def check_birthday(birthday: date, now: datetime, field_name: str = "birthday") -> date:
+    """A birthday that has happened: not after today (the UTC date of `now`, the request's
+    clock) and not before 1900; else Invalid (invalid_birthday)."""
+    today = now.astimezone(UTC).date()
+    if birthday.year < EARLIEST_BIRTHDAY_YEAR or birthday > today:
+        raise Invalid(
+            f"{field_name} is a day between {EARLIEST_BIRTHDAY_YEAR}-01-01 and today",
+            code="invalid_birthday",
+            details={"field": field_name, "latest": today.isoformat()},
+        )
+    return birthday
+
+
+def normalise_locale(raw: str, field_name: str = "locale") -> str:
+    """A locale as templates are picked by: the language lowercased, the region uppercased
+    ("zh_cn" -> "zh-CN", "EN" -> "en"), or Invalid (invalid_locale)."""
+    found = LOCALE.match(raw.strip())
+    if found is None:
+        raise Invalid(
+            f"{field_name} is a language of 2 or 3 letters with an optional region, such as en, "
+            "en-GB or zh-CN",
+            code="invalid_locale",
+            details={"field": field_name},
+        )
+    language, region = found.group(1).lower(), found.group(2)
+    return language if region is None else f"{language}-{region.upper()}"
+
+
+def _channel_error(field_name: str) -> Invalid:
+    return Invalid(
+        f"{field_name} is one of {', '.join(CONSENT_CHANNELS)}",
+        code="invalid_channel",
+        details={"field": field_name},
+    )
+
+
+def check_channel(raw: str, field_name: str = "preferred_channel") -> Channel:
+    """One of email, sms, web (any case), or Invalid (invalid_channel)."""
+    clean = raw.strip().lower()
+    if clean not in {str(c) for c in CONSENT_CHANNELS}:
+        raise _channel_error(field_name)
+    return Channel(clean)
+
+
+def check_consents(raw: Mapping[str, bool | None]) -> dict[Channel, bool | None]:
+    """A consent patch keyed by channel (true: granted, false: withdrawn, None: never asked),
+    or Invalid (invalid_channel) for a key that is not a channel. Keys are taken as written:
+    "Email" is not a channel here, as JSON keys are exact."""
+    checked: dict[Channel, bool | None] = {}
+    for key, granted in raw.items():
+        if key not in {str(c) for c in CONSENT_CHANNELS}:
+            raise _channel_error(f"consent.{key[:40]}")
+        checked[Channel(key)] = granted
+    return checked

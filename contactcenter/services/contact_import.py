@@ -14,6 +14,9 @@ locks of all its addresses in one sorted statement (the same ones services.inges
 first message from an address being imported waits for the batch, or the batch for it, and
 the address makes one contact), then the rows of the contacts found, in id order.
 
+Consents are read under the contacts' row locks and written where they change, with source
+"import" (a repeat of what is recorded changes nothing); an SMS grant never lifts an opt-out.
+
 Values go through services.tiers.set_values once a batch (it counts the customer base once a
 call); pins are written with their history (reason 'pin' or 'unpin', the admin, the line).
 
@@ -52,10 +55,11 @@ from contactcenter.domain.contact_import import (
     plan_batch,
     row_error,
 )
+from contactcenter.domain.contacts import CARE_ATTRIBUTES, ConsentSource
 from contactcenter.domain.enums import TierChangeReason
 from contactcenter.domain.errors import Invalid
 from contactcenter.services import tiers
-from contactcenter.store import contacts, locks
+from contactcenter.store import consents, contacts, locks
 from contactcenter.store import tiers as tiers_store
 
 logger = logging.getLogger(__name__)
@@ -175,7 +179,11 @@ class _Import:
         self.report.rows += 1
         try:
             row = parse_row(
-                header, record, region=self.options.region, check_name=self.options.check_name
+                header,
+                record,
+                region=self.options.region,
+                check_name=self.options.check_name,
+                now=self.conns.clock(),
             )
         except Invalid as error:
             self.batch_errors.append(row_error(record.line, error))
@@ -210,7 +218,9 @@ class _Import:
             await locks.identities(conn, {identity_key(i) for i in identities})
             owners = await contacts.identity_owners(conn, sorted(identities, key=identity_key))
             found = await contacts.lock_for_import(conn, sorted(set(owners.values())))
-            existing = {r["id"]: _state(r) for r in found}
+            # read under the contacts' locks, which every consent writer takes first
+            granted = await consents.granted_of_many(conn, [r["id"] for r in found])
+            existing = {r["id"]: _state(r, granted.get(r["id"], {})) for r in found}
             # a contact deleted between the two reads: its addresses are free again
             owners = {i: c for i, c in owners.items() if c in existing}
             managers = await contacts.agent_ids_by_email(conn, emails)
@@ -219,7 +229,7 @@ class _Import:
         return plan
 
 
-def _state(row: asyncpg.Record) -> ContactState:
+def _state(row: asyncpg.Record, granted: dict[str, bool]) -> ContactState:
     return ContactState(
         name=row["name"],
         tags=tuple(row["tags"]),
@@ -227,6 +237,11 @@ def _state(row: asyncpg.Record) -> ContactState:
         account_manager_id=row["account_manager_id"],
         value=row["value"],
         pinned_tier=row["pinned_tier"],
+        birthday=row["birthday"],
+        timezone=row["timezone"],
+        locale=row["locale"],
+        preferred_channel=row["preferred_channel"],
+        consents=granted,
     )
 
 
@@ -237,6 +252,10 @@ def _attributes(state: ContactState) -> dict[str, Any]:
         "fields": dict(state.fields),
         "account_manager_id": state.account_manager_id,
     }
+
+
+def _care(state: ContactState) -> dict[str, Any]:
+    return {name: getattr(state, name) for name in CARE_ATTRIBUTES}
 
 
 async def _apply(conn: Connection, plan: Plan, admin_id: int, now: datetime) -> None:
@@ -250,6 +269,13 @@ async def _apply(conn: Connection, plan: Plan, admin_id: int, now: datetime) -> 
 
     await contacts.set_imported(conn, {c: _attributes(s) for c, s in plan.updated.items()}, now)
     await contacts.add_identities_of_many(conn, [(real(c), i) for c, i in plan.identities])
+    await contacts.set_care_of_many(conn, {real(c): _care(s) for c, s in plan.care.items()}, now)
+    await consents.record_many(
+        conn,
+        {(real(c), channel): granted for (c, channel), granted in plan.consents.items()},
+        ConsentSource.IMPORT,
+        now,
+    )
     if plan.values:
         await tiers.set_values(conn, {real(c): v for c, v in plan.values.items()}, now)
     for contact_id, tier in plan.pins.items():

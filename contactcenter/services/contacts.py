@@ -1,12 +1,18 @@
 """A contact's card, and what supervisors and admins change on it (value, tags, fields, account
-manager); a change of value moves the contact's tier in the same transaction."""
+manager, and what care reads: birthday, time zone, locale, preferred channel, consent per
+channel); a change of value moves the contact's tier in the same transaction.
+
+A consent given here is recorded with source "api"; a repeat of what is recorded changes
+nothing (changed_at stays when it last changed). A grant of SMS consent never lifts an SMS
+opt-out (STOP): the card keeps showing sms_opted_out, and care never texts the number.
+"""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -15,10 +21,17 @@ import asyncpg
 from contactcenter.conns import Conns
 from contactcenter.db import Connection
 from contactcenter.domain.agents import Agent
-from contactcenter.domain.contacts import FieldValue, merge_fields
+from contactcenter.domain.contacts import (
+    CARE_ATTRIBUTES,
+    ConsentSource,
+    FieldValue,
+    check_birthday,
+    merge_fields,
+)
+from contactcenter.domain.enums import Channel
 from contactcenter.domain.errors import Invalid, NotFound
 from contactcenter.services import tiers
-from contactcenter.store import contacts, locks
+from contactcenter.store import consents, contacts, locks
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +47,15 @@ class ContactChanges:
     tags: Sequence[str] | None = None
     fields: dict[str, FieldValue | None] = field(default_factory=dict)
     account_manager_id: int | None = None
+    # care: a date not yet checked against the clock (update does), an IANA zone, a
+    # normalised locale ("zh-CN"), a channel; None clears one named in `given`
+    birthday: date | None = None
+    timezone: str | None = None
+    locale: str | None = None
+    preferred_channel: Channel | None = None
+    # channel -> granted (True), withdrawn (False) or never asked (None); channels left out
+    # keep theirs
+    consents: Mapping[Channel, bool | None] = field(default_factory=dict)
 
 
 def _not_found() -> NotFound:
@@ -57,6 +79,8 @@ async def card(conns: Conns, agent: Agent, contact_id: int) -> dict[str, Any]:
 async def update(conns: Conns, contact_id: int, changes: ContactChanges) -> dict[str, Any]:
     """Apply the changes in one transaction (all or nothing) and return the new card."""
     now = conns.clock()
+    if changes.birthday is not None:
+        check_birthday(changes.birthday, now)
     async with conns.db.acquire() as conn, conn.transaction():
         if changes.value is not None:
             await locks.tier_change(conn)  # before the contact's row (see locks.tier_change)
@@ -64,6 +88,8 @@ async def update(conns: Conns, contact_id: int, changes: ContactChanges) -> dict
         if row is None:
             raise _not_found()
         await _set_attributes(conn, row, changes, now)
+        await _set_care(conn, contact_id, changes, now)
+        await _set_consents(conn, contact_id, changes.consents, now)
         if changes.value is not None:
             await tiers.set_value(conn, contact_id, changes.value, now)
         found = await contacts.get_card(conn, contact_id)
@@ -102,3 +128,22 @@ async def _set_attributes(
                 code="unknown_agent",
                 details={"field": "account_manager_id"},
             ) from None
+
+
+async def _set_care(
+    conn: Connection, contact_id: int, changes: ContactChanges, now: datetime
+) -> None:
+    values = {name: getattr(changes, name) for name in CARE_ATTRIBUTES if name in changes.given}
+    if values:
+        await contacts.set_care(conn, contact_id, values, now)
+
+
+async def _set_consents(
+    conn: Connection, contact_id: int, given: Mapping[Channel, bool | None], now: datetime
+) -> None:
+    """Grants and withdrawals recorded as the API's; None forgets the channel's."""
+    for channel, granted in given.items():
+        if granted is None:
+            await consents.forget(conn, contact_id, channel)
+        else:
+            await consents.record(conn, contact_id, channel, granted, ConsentSource.API, now)

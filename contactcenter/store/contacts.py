@@ -10,8 +10,10 @@ from typing import Any
 import asyncpg
 
 from contactcenter.db import Connection, Executor
+from contactcenter.domain.contacts import CARE_ATTRIBUTES, CONSENT_CHANNELS
 from contactcenter.domain.enums import IdentityKind
 from contactcenter.domain.messages import Identity
+from contactcenter.store import consents
 
 # the contact of the first identity (in the order given) that is known
 FIND_BY_IDENTITIES = """
@@ -37,11 +39,13 @@ FILL_NAME = """
 UPDATE contacts SET name = $2, updated_at = now() WHERE id = $1 AND name IS NULL
 """
 
-# value as text: numeric(16, 2) keeps its cents, and JSON numbers might not
+# value as text: numeric(16, 2) keeps its cents, and JSON numbers might not; the birthday as
+# YYYY-MM-DD text, as the API shows it
 GET_CONTACT = """
 SELECT c.id, c.name, c.profile, c.value::text AS value, c.tier, t.label AS tier_label,
        c.pinned_tier IS NOT NULL AS pinned, c.tags, c.fields, c.account_manager_id,
-       a.name AS account_manager_name, c.created_at, c.updated_at
+       a.name AS account_manager_name, to_char(c.birthday, 'YYYY-MM-DD') AS birthday,
+       c.timezone, c.locale, c.preferred_channel, c.created_at, c.updated_at
 FROM contacts c
 JOIN tiers t ON t.rank = c.tier
 LEFT JOIN agents a ON a.id = c.account_manager_id
@@ -83,7 +87,9 @@ async def fill_name(conn: Connection, contact_id: int, name: str) -> None:
 
 async def get_card(conn: Connection, contact_id: int) -> dict[str, Any] | None:
     """The contact as agents see it: name, value (a decimal string), tier {rank, label},
-    pinned, tags, fields, account_manager {id, name} or None, and identities."""
+    pinned, tags, fields, account_manager {id, name} or None, birthday (YYYY-MM-DD) or None,
+    timezone, locale, preferred_channel, consent {email, sms, web: {granted, source,
+    changed_at} or None}, sms_opted_out, and identities."""
     row = await conn.fetchrow(GET_CONTACT, contact_id)
     if row is None:
         return None
@@ -93,6 +99,8 @@ async def get_card(conn: Connection, contact_id: int) -> dict[str, Any] | None:
     card["account_manager"] = (
         None if manager_id is None else {"id": manager_id, "name": manager_name}
     )
+    card["consent"] = await consents.for_contact(conn, contact_id, CONSENT_CHANNELS)
+    card["sms_opted_out"] = await consents.sms_opted_out(conn, contact_id)
     card["identities"] = [dict(r) for r in await conn.fetch(LIST_IDENTITIES, contact_id)]
     return card
 
@@ -160,6 +168,17 @@ SET name = CASE WHEN $2 THEN $3 ELSE name END,
     updated_at = $8
 WHERE id = $1
 """
+# what care reads (birthday, timezone, locale, preferred_channel); a flag per column says
+# whether it is set, so a null clears it
+SET_CARE = """
+UPDATE contacts
+SET birthday = CASE WHEN $2 THEN $3 ELSE birthday END,
+    timezone = CASE WHEN $4 THEN $5 ELSE timezone END,
+    locale = CASE WHEN $6 THEN $7 ELSE locale END,
+    preferred_channel = CASE WHEN $8 THEN $9 ELSE preferred_channel END,
+    updated_at = $10
+WHERE id = $1
+"""
 AGENT_EXISTS = "SELECT EXISTS (SELECT 1 FROM agents WHERE id = $1)"
 # who may see the contact's conversations (Agent.can_see decides)
 CONVERSATION_OWNERS = """
@@ -189,6 +208,17 @@ async def set_attributes(
     )
 
 
+async def set_care(
+    conn: Connection, contact_id: int, changes: Mapping[str, Any], now: datetime
+) -> None:
+    """Set the care attributes named in `changes` (birthday, timezone, locale,
+    preferred_channel; None clears one)."""
+    flags_and_values: list[Any] = []
+    for column in CARE_ATTRIBUTES:
+        flags_and_values += [column in changes, changes.get(column)]
+    await conn.execute(SET_CARE, contact_id, *flags_and_values, now)
+
+
 async def agent_exists(conn: Executor, agent_id: int) -> bool:
     return bool(await conn.fetchval(AGENT_EXISTS, agent_id))
 
@@ -210,7 +240,8 @@ JOIN contact_identities ci ON ci.kind = given.kind AND ci.value = given.value
 """
 # in id order, so that two transactions locking some of the same contacts cannot deadlock
 LOCK_FOR_IMPORT = """
-SELECT id, name, tags, fields, account_manager_id, value, pinned_tier
+SELECT id, name, tags, fields, account_manager_id, value, pinned_tier, birthday, timezone,
+       locale, preferred_channel
 FROM contacts WHERE id = any($1::bigint[])
 ORDER BY id
 FOR NO KEY UPDATE
@@ -241,6 +272,14 @@ SET name = g.name, tags = ARRAY(SELECT jsonb_array_elements_text(g.tags::jsonb))
     fields = g.fields::jsonb, account_manager_id = g.manager, updated_at = $6
 FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::bigint[])
      AS g (id, name, tags, fields, manager)
+WHERE c.id = g.id
+"""
+SET_CARE_OF_MANY = """
+UPDATE contacts c
+SET birthday = g.birthday, timezone = g.timezone, locale = g.locale,
+    preferred_channel = g.preferred_channel, updated_at = $6
+FROM unnest($1::bigint[], $2::date[], $3::text[], $4::text[], $5::text[])
+     AS g (id, birthday, timezone, locale, preferred_channel)
 WHERE c.id = g.id
 """
 # an identity that belongs to someone else stays theirs
@@ -299,6 +338,16 @@ async def set_imported(
         ids = sorted(contacts)
         columns = _attribute_columns([contacts[i] for i in ids])
         await conn.execute(SET_IMPORTED, ids, *columns, now)
+
+
+async def set_care_of_many(
+    conn: Connection, contacts: Mapping[int, Mapping[str, Any]], now: datetime
+) -> None:
+    """Set birthday, timezone, locale and preferred_channel of each contact (by id)."""
+    if contacts:
+        ids = sorted(contacts)
+        columns = [[contacts[i][column] for i in ids] for column in CARE_ATTRIBUTES]
+        await conn.execute(SET_CARE_OF_MANY, ids, *columns, now)
 
 
 async def add_identities_of_many(
