@@ -15,10 +15,12 @@ from contactcenter import db
 from contactcenter.api import (
     admin_agents,
     admin_business_hours,
+    admin_care,
     admin_channels,
     admin_routing_rules,
     admin_sla_policies,
     admin_teams,
+    admin_templates,
     admin_tiers,
     contact_import,
     contacts,
@@ -86,6 +88,8 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> web.Application
     admin_sla_policies.setup_routes(app)
     admin_routing_rules.setup_routes(app)
     admin_tiers.setup_routes(app)
+    admin_templates.setup_routes(app)
+    admin_care.setup_routes(app)
     contacts.setup_routes(app)
     reports.setup_routes(app)
     contact_import.setup_routes(app, settings)
