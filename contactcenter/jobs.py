@@ -23,6 +23,7 @@ ASSIGN_WAITING = "assign_waiting"
 SEND_MESSAGE = "send_message"
 SLA_TIMER = "sla_timer"
 SEND_SLA_NOTICE = "send_sla_notice"
+CARE_SEND = "care_send"
 
 
 async def _enqueue(
@@ -89,3 +90,8 @@ async def enqueue_sla_timer(conns: Conns, conversation_id: int, due_at: datetime
 
 async def enqueue_sla_notice(conns: Conns, event_id: int) -> bool:
     return await _enqueue(conns, SEND_SLA_NOTICE, event_id, job_id=f"sla-notice:{event_id}")
+
+
+async def enqueue_care_send(conns: Conns, care_send_id: int) -> bool:
+    """The job that decides and queues one greeting or follow-up (once: PostgreSQL decides)."""
+    return await _enqueue(conns, CARE_SEND, care_send_id, job_id=f"care:{care_send_id}")

@@ -10,7 +10,7 @@ from arq import Retry
 from channels.email.sla_notices import send_sla_notice as send_notice
 from contactcenter import logs
 from contactcenter.conns import Conns
-from contactcenter.services import assignment, delivery, routing, sla, tiers
+from contactcenter.services import assignment, care, delivery, routing, sla, tiers
 from contactcenter.services import reconcile as reconciler
 
 logger = logging.getLogger(__name__)
@@ -67,6 +67,21 @@ async def send_sla_notice(ctx: dict[str, Any], event_id: int) -> str:
     except delivery.SendAgain as again:
         raise _retry_later(again, "sla notice", event_id=event_id) from again
     return str(outcome)
+
+
+async def care_send(ctx: dict[str, Any], care_send_id: int) -> str:
+    """Decide and queue one greeting or follow-up visit."""
+    decided = await care.send(_conns(ctx), care_send_id)
+    return str(decided.status or "postponed")
+
+
+async def care_tick(ctx: dict[str, Any]) -> dict[str, int]:
+    """Schedule today's birthdays (in every time zone) and enqueue what care has due."""
+    conns = _conns(ctx)
+    return {
+        "birthdays_scheduled": await care.schedule_birthdays(conns),
+        "enqueued": await care.dispatch(conns),
+    }
 
 
 async def reconcile(ctx: dict[str, Any]) -> dict[str, int]:

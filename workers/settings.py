@@ -31,6 +31,9 @@ CRON_TIMEOUT = 30
 # contacts take seconds; another worker's run is waited for)
 TIER_CHECK_MINUTES = set(range(0, 60, 10))
 TIER_RECOMPUTE_TIMEOUT = 600
+# a million contacts' birthdays are scanned in well under a second; a backlog of sends is
+# enqueued DISPATCH_BATCH at a time
+CARE_TICK_TIMEOUT = 120
 
 
 def worker_options(settings: Settings, *, clock: Clock = utc_now) -> dict[str, Any]:
@@ -68,6 +71,7 @@ def worker_options(settings: Settings, *, clock: Clock = utc_now) -> dict[str, A
             # a lost or failed timer is caught by the sweeper; a few tries cover a passing error
             func(jobs.sla_timer, timeout=ROUTE_TIMEOUT, max_tries=5),
             func(jobs.send_sla_notice, timeout=SEND_TIMEOUT, max_tries=100),
+            func(jobs.care_send, timeout=ROUTE_TIMEOUT, max_tries=5),
         ],
         "cron_jobs": [
             cron(
@@ -76,6 +80,9 @@ def worker_options(settings: Settings, *, clock: Clock = utc_now) -> dict[str, A
                 timeout=CRON_TIMEOUT,
                 run_at_startup=True,
             ),
+            # every minute: a greeting goes at its local hour in every time zone, and what
+            # quiet hours held back goes once they end
+            cron(jobs.care_tick, second=30, timeout=CARE_TICK_TIMEOUT, run_at_startup=True),
             cron(
                 jobs.recompute_tiers,
                 minute=TIER_CHECK_MINUTES,

@@ -36,10 +36,11 @@ def build_mail(envelope: ReplyEnvelope, message: OutboundMessage) -> EmailMessag
     if envelope.references:
         mail["References"] = " ".join(envelope.references)
     if message.automatic:
-        # RFC 3834: other robots must not answer an auto-reply
-        mail["Auto-Submitted"] = "auto-replied"
+        # RFC 3834: other robots must not answer it (a rule's answer to a mail is a reply; a
+        # greeting that starts a thread is generated)
+        mail["Auto-Submitted"] = "auto-replied" if envelope.in_reply_to else "auto-generated"
     mail.set_content(message.text)
-    mail.add_alternative(_as_html(message.text), subtype="html")
+    mail.add_alternative(message.html or _as_html(message.text), subtype="html")
     return mail
 
 

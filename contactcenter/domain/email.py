@@ -81,6 +81,12 @@ def reply_subject(subject: str | None, token: str) -> str:
     return f"Re: {base} {token}" if base else f"Re: {token}"
 
 
+def opening_subject(subject: str | None, token: str) -> str:
+    """The subject of a mail that starts a thread (a greeting): no Re:, our token kept."""
+    base = _TOKEN.sub("", subject or "").strip()
+    return f"{base} {token}" if base else token
+
+
 def new_message_id(from_address: str) -> str:
     domain = from_address.rpartition("@")[2] or "contactcenter.invalid"
     return f"<cc.{uuid.uuid4().hex}@{domain}>"

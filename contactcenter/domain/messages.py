@@ -50,8 +50,10 @@ class OutboundMessage:
     text: str
     author_name: str | None
     created_at: datetime
-    # sent by a rule, not a person (an auto-reply): e-mail marks it Auto-Submitted
+    # sent by a rule or by care, not a person: e-mail marks it Auto-Submitted
     automatic: bool = False
+    # a template's own HTML (e-mail); None: made from the text
+    html: str | None = None
 
 
 class DeliveryFailed(Exception):

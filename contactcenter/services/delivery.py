@@ -131,6 +131,7 @@ async def _attempt(
                 author_name=row["author_name"],
                 created_at=row["created_at"],
                 automatic=row["is_automatic"],
+                html=row["body_html"],
             )
         )
     except DeliveryFailed as failure:

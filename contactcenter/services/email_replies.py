@@ -8,7 +8,12 @@ from typing import Any
 import asyncpg
 
 from contactcenter.conns import Conns
-from contactcenter.domain.email import conversation_token, new_message_id, reply_subject
+from contactcenter.domain.email import (
+    conversation_token,
+    new_message_id,
+    opening_subject,
+    reply_subject,
+)
 from contactcenter.domain.enums import Channel
 from contactcenter.domain.mailboxes import Mailbox
 from contactcenter.domain.messages import DeliveryFailed
@@ -62,7 +67,8 @@ async def reply_envelope(conns: Conns, message_id: int) -> ReplyEnvelope:
         mailbox=mailbox,
         message_id=reply["external_id"],
         to=to,
-        subject=reply_subject(conversation["subject"], token),
+        # a mail that starts the thread (a greeting) is no reply
+        subject=(reply_subject if ids else opening_subject)(conversation["subject"], token),
         in_reply_to=inbound_ids[-1] if inbound_ids else (ids[-1] if ids else None),
         references=tuple(references),
     )

@@ -14,7 +14,7 @@ from contactcenter.domain.agents import Agent
 from contactcenter.domain.conversations import check_status_change
 from contactcenter.domain.enums import Channel, ConversationStatus
 from contactcenter.domain.errors import Invalid, NotFound
-from contactcenter.services import assignment, email_replies, sla, sms_outbound
+from contactcenter.services import assignment, care, email_replies, sla, sms_outbound
 from contactcenter.store import contacts, conversations, messages
 from contactcenter.store import sla as sla_store
 from contactcenter.store.inbox import InboxCursor, InboxQuery, list_conversations
@@ -159,6 +159,8 @@ async def change_status(
         check_status_change(ConversationStatus(before["status"]), status, until, now)
         after = await conversations.set_status(conn, conversation_id, status, until, now)
         sla_moved = await sla.on_status(conn, conversation_id, status, now)
+        if status is ConversationStatus.RESOLVED:
+            await care.schedule_follow_up(conn, after, now)
     await sla.arm(conns, conversation_id, sla_moved)
 
     if after["route_requested_at"] is not None:

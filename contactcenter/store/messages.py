@@ -87,15 +87,15 @@ ORDER BY m.id
 INSERT_OUTBOUND = f"""
 INSERT INTO messages AS m (conversation_id, direction, is_note, channel, author_agent_id,
                            body_text, status, sent_at, created_at, external_id, is_automatic,
-                           author_rule_id)
+                           author_rule_id, body_html)
 VALUES ($1, 'outbound', $2, $3, $4, $5, $6, CASE WHEN $2 THEN $7::timestamptz END, $7, $8, $9,
-        $10)
+        $10, $11)
 RETURNING {COLUMNS}
 """
 
 GET_FOR_SEND = """
-SELECT m.id, m.conversation_id, m.channel, m.body_text, m.status, m.is_note, m.created_at,
-       m.is_automatic, m.author_agent_id, c.contact_id, c.team_id, c.assignee_id,
+SELECT m.id, m.conversation_id, m.channel, m.body_text, m.body_html, m.status, m.is_note,
+       m.created_at, m.is_automatic, m.author_agent_id, c.contact_id, c.team_id, c.assignee_id,
        a.name AS author_name
 FROM messages m
 JOIN conversations c ON c.id = m.conversation_id
@@ -247,8 +247,11 @@ async def insert_outbound(
     is_note: bool = False,
     external_id: str | None = None,
     author_rule_id: int | None = None,
+    automatic: bool = False,
+    html: str | None = None,
 ) -> asyncpg.Record:
-    """An agent's reply or note, or (author_rule_id) a rule's auto-reply, sent as automatic."""
+    """An agent's reply or note, or an automatic message: a rule's auto-reply
+    (author_rule_id) or care's (automatic), with its own HTML when it has one."""
     status = "sent" if is_note else "queued"  # a note is never delivered anywhere
     row = await conn.fetchrow(
         INSERT_OUTBOUND,
@@ -260,8 +263,9 @@ async def insert_outbound(
         status,
         now,
         external_id,
-        author_rule_id is not None,
+        automatic or author_rule_id is not None,
         author_rule_id,
+        html,
     )
     assert row is not None
     return row
