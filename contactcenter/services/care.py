@@ -52,7 +52,16 @@ REPLY_DIGITS = "1-5"
 
 async def schedule_birthdays(conns: Conns) -> int:
     """Today's greetings, in every time zone (the cron): how many were scheduled now."""
-    return len(await store.schedule_birthdays(conns.db, conns.clock()))
+    settings = await care_settings.load(conns.db)
+    if not settings.birthday_enabled:
+        return 0
+    scheduled = await store.schedule_birthdays(
+        conns.db,
+        conns.clock(),
+        hour=settings.birthday_hour,
+        default_timezone=settings.default_timezone,
+    )
+    return len(scheduled)
 
 
 async def schedule_follow_up(

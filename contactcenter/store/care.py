@@ -16,14 +16,13 @@ from contactcenter.domain.care import CareStatus
 # at most one day from UTC's). 29 February is kept on 28 February in common years. The local
 # year is the occasion: the unique key makes it once a year, whatever runs this and how often.
 # A time zone PostgreSQL does not know (one stored before it was checked) counts as the
-# default's.
+# default's ($5); $4 is the greeting hour. The settings come as parameters, not a join: a join
+# on the one-row settings table misleads the planner into a quadratic anti-join on re-runs.
 SCHEDULE_BIRTHDAYS = """
-WITH s AS (SELECT * FROM care_settings WHERE birthday_enabled),
-candidates AS (
+WITH candidates AS (
     SELECT c.id, c.birthday,
-           CASE WHEN z.name IS NOT NULL THEN c.timezone ELSE s.default_timezone END AS tz
+           CASE WHEN z.name IS NOT NULL THEN c.timezone ELSE $5::text END AS tz
     FROM contacts c
-    CROSS JOIN s
     LEFT JOIN pg_timezone_names z ON z.name = c.timezone
     WHERE c.birthday IS NOT NULL
       AND (extract(month FROM c.birthday)::int, extract(day FROM c.birthday)::int) IN (
@@ -43,8 +42,8 @@ due AS (
 )
 INSERT INTO care_sends (kind, occasion, contact_id, due_at, status)
 SELECT 'birthday', extract(year FROM due.today)::int::text, due.id,
-       (due.today + make_time(s.birthday_hour, 0, 0)) AT TIME ZONE due.tz, 'scheduled'
-FROM due CROSS JOIN s
+       (due.today + make_time($4::int, 0, 0)) AT TIME ZONE due.tz, 'scheduled'
+FROM due
 WHERE NOT EXISTS (SELECT 1 FROM care_sends x
                   WHERE x.contact_id = due.id AND x.kind = 'birthday'
                     AND x.occasion = extract(year FROM due.today)::int::text)
@@ -150,9 +149,12 @@ def _leap(year: int) -> bool:
     return date(year, 3, 1) - date(year, 2, 1) == timedelta(days=29)
 
 
-async def schedule_birthdays(conn: Executor, now: datetime) -> list[int]:
+async def schedule_birthdays(
+    conn: Executor, now: datetime, *, hour: int, default_timezone: str
+) -> list[int]:
     months, days = birthday_days(now)
-    return [r["id"] for r in await conn.fetch(SCHEDULE_BIRTHDAYS, now, months, days)]
+    rows = await conn.fetch(SCHEDULE_BIRTHDAYS, now, months, days, hour, default_timezone)
+    return [r["id"] for r in rows]
 
 
 def follow_up_occasion(conversation_id: int, resolved_at: datetime) -> str:
