@@ -25,8 +25,8 @@ from contactcenter.domain.identities import normalise_phone
 from contactcenter.domain.messages import Identity, InboundMessage
 from contactcenter.domain.sms import Keyword, keyword
 from contactcenter.domain.sms_numbers import SmsNumber
+from contactcenter.services import satisfaction, sms_status
 from contactcenter.services import sms as sms_service
-from contactcenter.services import sms_status
 from contactcenter.services.ingest import ingest
 
 logger = logging.getLogger(__name__)
@@ -143,20 +143,20 @@ async def inbound_sms(request: web.Request) -> web.Response:
         also = sms_service.record_keyword(
             phone, opted_out=word is Keyword.OPT_OUT, word=body.strip(), now=conns.clock()
         )
-    await ingest(
-        conns,
-        InboundMessage(
-            channel=Channel.SMS,
-            external_id=message_sid,
-            text=body,
-            identities=(Identity(IdentityKind.PHONE, phone),),
-            # consent keywords are not work for agents; a HELP is someone asking for it
-            automatic=word in (Keyword.OPT_OUT, Keyword.OPT_IN),
-            attachments=_media(form),
-            sms_number_id=number.id,
-        ),
-        also=also,
+    inbound = InboundMessage(
+        channel=Channel.SMS,
+        external_id=message_sid,
+        text=body,
+        identities=(Identity(IdentityKind.PHONE, phone),),
+        # consent keywords are not work for agents; a HELP is someone asking for it
+        automatic=word in (Keyword.OPT_OUT, Keyword.OPT_IN),
+        attachments=_media(form),
+        sms_number_id=number.id,
     )
+    # a digit answering the customer's follow-up visit is a score, not new work
+    if word is None and await satisfaction.take_sms_answer(conns, inbound, phone):
+        return _twiml()
+    await ingest(conns, inbound, also=also)
     # Twilio waits for this answer: it comes right after the commit
     if word is Keyword.HELP:
         return _twiml(conns.settings.sms_help_reply)

@@ -28,6 +28,7 @@ from contactcenter.api import (
     ops,
     realtime,
     reports,
+    surveys,
 )
 from contactcenter.api.keys import CONNS, HUB
 from contactcenter.api.middleware import error_envelope, request_context
@@ -92,6 +93,7 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> web.Application
     admin_care.setup_routes(app)
     contacts.setup_routes(app)
     reports.setup_routes(app)
+    surveys.setup_routes(app)
     contact_import.setup_routes(app, settings)
     web_channel.setup_routes(app)
     email_webhook.setup_routes(app)

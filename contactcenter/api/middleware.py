@@ -101,15 +101,27 @@ def _allow_header(error: web.HTTPException) -> dict[str, str]:
     return {"Allow": allow} if allow else {}
 
 
+# paths whose last segment is a secret (a signed survey link): logged without it
+SECRET_PATHS = ("/v1/care/survey/",)
+
+
+def loggable_path(path: str) -> str:
+    for prefix in SECRET_PATHS:
+        if path.startswith(prefix):
+            return prefix + "..."
+    return path
+
+
 class AccessLogger(AbstractAccessLogger):
-    """One JSON line per request: never the query string, which may carry a socket token."""
+    """One JSON line per request: never the query string, which may carry a socket token, and
+    never a survey link's token."""
 
     def log(self, request: BaseRequest, response: StreamResponse, time: float) -> None:
         self.logger.info(
             "request",
             extra={
                 "method": request.method,
-                "path": request.path,
+                "path": loggable_path(request.path),
                 "status": response.status,
                 "duration_ms": round(time * 1000, 2),
                 "request_id": request.get(REQUEST_ID),

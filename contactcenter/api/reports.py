@@ -7,6 +7,11 @@ how each is judged). `from` and `to` are dates (midnight UTC of that day) or RFC
 with an offset; `to` is exclusive; the default is the 30 days up to now, and a range is at
 most 366 days. A bad value is a 422 with a code: invalid_date, invalid_range, invalid_tier,
 invalid_channel, invalid_team_id.
+
+GET /v1/reports/csat?from=&to=&tier=&channel=&agent_id=&team_id= answers the satisfaction
+scores customers gave in [from, to) (store/csat_reports.py): responses, average, distribution
+and recoveries, overall and by tier, channel, agent and team; the same range rules and codes,
+and invalid_agent_id.
 """
 
 from __future__ import annotations
@@ -23,7 +28,8 @@ from contactcenter.api.keys import CONNS
 from contactcenter.api.parsing import MAX_ID, whole_number
 from contactcenter.api.serialize import jsonable
 from contactcenter.domain.enums import Channel, Role
-from contactcenter.store import sla_reports
+from contactcenter.store import csat_reports, sla_reports
+from contactcenter.store.csat_reports import CsatReportQuery
 from contactcenter.store.sla_reports import SlaReportQuery
 
 READERS = (Role.SUPERVISOR, Role.ADMIN)
@@ -103,6 +109,15 @@ def _team_id(raw: str | None) -> int | None:
     return team_id
 
 
+def _agent_id(raw: str | None) -> int | None:
+    if raw is None:
+        return None
+    agent_id = whole_number(raw, low=1, high=MAX_ID)
+    if agent_id is None:
+        raise _refuse("invalid_agent_id", "agent_id", "agent_id is an agent's id")
+    return agent_id
+
+
 def report_query(query: Mapping[str, str], now: datetime) -> SlaReportQuery:
     start, end = _date_range(query, now)
     return SlaReportQuery(
@@ -125,5 +140,26 @@ async def get_sla_report(request: web.Request) -> web.Response:
     )
 
 
+def csat_query(query: Mapping[str, str], now: datetime) -> CsatReportQuery:
+    start, end = _date_range(query, now)
+    return CsatReportQuery(
+        start=start,
+        end=end,
+        tier=_tier(query.get("tier")),
+        channel=_channel(query.get("channel")),
+        agent_id=_agent_id(query.get("agent_id")),
+        team_id=_team_id(query.get("team_id")),
+    )
+
+
+async def get_csat_report(request: web.Request) -> web.Response:
+    await require_agent(request, roles=READERS)
+    conns = request.app[CONNS]
+    query = csat_query(request.query, conns.clock())
+    report = await csat_reports.csat_report(conns.db, query)
+    return web.json_response(jsonable({"from": query.start, "to": query.end, **report}))
+
+
 def setup_routes(app: web.Application) -> None:
     app.router.add_get("/v1/reports/sla", get_sla_report)
+    app.router.add_get("/v1/reports/csat", get_csat_report)

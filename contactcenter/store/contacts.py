@@ -45,7 +45,11 @@ GET_CONTACT = """
 SELECT c.id, c.name, c.profile, c.value::text AS value, c.tier, t.label AS tier_label,
        c.pinned_tier IS NOT NULL AS pinned, c.tags, c.fields, c.account_manager_id,
        a.name AS account_manager_name, to_char(c.birthday, 'YYYY-MM-DD') AS birthday,
-       c.timezone, c.locale, c.preferred_channel, c.created_at, c.updated_at
+       c.timezone, c.locale, c.preferred_channel, c.created_at, c.updated_at,
+       (SELECT jsonb_build_object('score', s.score, 'comment', s.comment,
+                                  'conversation_id', s.conversation_id, 'at', s.created_at)
+        FROM satisfaction_scores s WHERE s.contact_id = c.id
+        ORDER BY s.created_at DESC, s.id DESC LIMIT 1) AS last_satisfaction
 FROM contacts c
 JOIN tiers t ON t.rank = c.tier
 LEFT JOIN agents a ON a.id = c.account_manager_id
@@ -89,7 +93,8 @@ async def get_card(conn: Connection, contact_id: int) -> dict[str, Any] | None:
     """The contact as agents see it: name, value (a decimal string), tier {rank, label},
     pinned, tags, fields, account_manager {id, name} or None, birthday (YYYY-MM-DD) or None,
     timezone, locale, preferred_channel, consent {email, sms, web: {granted, source,
-    changed_at} or None}, sms_opted_out, and identities."""
+    changed_at} or None}, sms_opted_out, last_satisfaction {score, comment, conversation_id,
+    at} or None, and identities."""
     row = await conn.fetchrow(GET_CONTACT, contact_id)
     if row is None:
         return None
