@@ -382,3 +382,23 @@ async def test_a_visit_is_cancelled_when_the_customer_wrote_again_or_it_was_reop
         ("cancelled", "reopened")
     ]
     assert first and second
+
+
+async def test_what_care_opened_gets_no_follow_up_visit_when_resolved(
+    conns: Conns, db: asyncpg.Pool, care_settings: Any
+) -> None:
+    clock = Clock(datetime(2026, 11, 23, 10, tzinfo=UTC))
+    conversation_id, contact_id, agent = await resolved_chat(conns, db, clock)
+    await db.execute("DELETE FROM care_sends")
+    for kind in ("birthday_task", "recovery"):
+        await db.execute(
+            "UPDATE conversations SET care_kind = $2, status = 'open', resolved_at = NULL"
+            " WHERE id = $1",
+            conversation_id,
+            kind,
+        )
+        clock.advance(60)
+        await inbox.change_status(
+            clocked(conns, clock), agent, conversation_id, ConversationStatus.RESOLVED, None
+        )
+    assert await sends(db, contact_id) == []

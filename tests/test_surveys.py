@@ -636,6 +636,13 @@ async def resolved_sms_conversation(
     )
     async with conns.db.acquire() as conn, conn.transaction():
         await conversations.set_status(conn, conversation_id, "resolved", None, conns.clock())
+    # the customer wrote a week ago: the visits below came after it (a digit answers a visit
+    # only while it is the last thing said)
+    await conns.db.execute(
+        "UPDATE messages SET created_at = created_at - interval '7 days'"
+        " WHERE conversation_id = $1",
+        conversation_id,
+    )
     return conversation_id
 
 

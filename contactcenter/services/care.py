@@ -36,7 +36,7 @@ from contactcenter.domain.errors import Invalid
 from contactcenter.domain.templates import Purpose, RenderFailed, render
 from contactcenter.services import assignment, email_replies, sms_outbound, surveys, templates
 from contactcenter.store import care as store
-from contactcenter.store import care_settings, conversations, messages
+from contactcenter.store import care_settings, conversations, messages, teams
 
 logger = logging.getLogger(__name__)
 
@@ -68,7 +68,10 @@ async def schedule_follow_up(
     conn: Connection, conversation: asyncpg.Record, now: datetime
 ) -> int | None:
     """In the resolve's transaction: the conversation's follow-up visit, when its tier gets
-    one."""
+    one. What care itself opened (a birthday task, a recovery) gets none: a recovery's
+    customer was asked already, and a greeting asks nothing."""
+    if conversation["care_kind"] is not None:
+        return None
     settings = await care_settings.load(conn)
     contact = await store.contact(conn, conversation["contact_id"])
     if contact is None:
@@ -230,7 +233,8 @@ async def _birthday_task(
             note, subject = rendered.text, rendered.subject or subject
         except RenderFailed:
             pass
-    team_id = await store.agent_team(conn, manager)
+    # the manager's team (else the default one) holds it, waiting for them
+    team_id = await store.agent_team(conn, manager) or await teams.default_team_id(conn)
     opened = await store.open_conversation(
         conn,
         contact_id=contact["id"],

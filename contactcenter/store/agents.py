@@ -103,6 +103,12 @@ async def lock_candidates(
 ) -> list[AgentLoad]:
     """Call inside a transaction: the locks hold until it ends."""
     rows = await conn.fetch(LOCK_CANDIDATES, team_id, preferred_ids, online_only)
+    return await with_loads(conn, rows)
+
+
+async def with_loads(conn: Connection, rows: list[asyncpg.Record]) -> list[AgentLoad]:
+    """The agents of `rows` (id, capacity, served_seq, channel_capacity, skills, and in_team
+    when known) with what they hold now, in all and per channel."""
     if not rows:
         return []
     total: dict[int, int] = {}
@@ -119,7 +125,7 @@ async def lock_candidates(
             channel_capacity=r["channel_capacity"],
             channel_load=by_channel.get(r["id"], {}),
             skills=frozenset(r["skills"]),
-            in_team=r["in_team"],
+            in_team=r.get("in_team", True),
         )
         for r in rows
     ]

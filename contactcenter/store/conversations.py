@@ -20,7 +20,7 @@ id, contact_id, channel, status, priority, team_id, assignee_id, subject, route_
 route_version, waiting_since, assigned_at, snoozed_until, first_responded_at, resolved_at,
 last_message_at, created_at, updated_at, mailbox_id, sms_number_id, tier, is_complaint, tags,
 language, sla_policy_id, sla_due_at, required_skills, preferred_agent_id, preferred_until,
-team_since, auto_replied_at, routing
+team_since, auto_replied_at, routing, care_kind
 """
 
 # a new conversation is due for routing; one that opens no work (an auto-reply nobody asked

@@ -11,8 +11,7 @@ import asyncpg
 
 from contactcenter.db import Connection, Executor
 from contactcenter.domain.assignment import AgentLoad
-from contactcenter.store.agents import LOADS
-from contactcenter.store.conversations import ACTIVE
+from contactcenter.store import agents
 
 # the one row of care settings (read here until the care settings store has its own module)
 
@@ -45,6 +44,11 @@ WHERE i.kind = 'phone' AND i.value = $1
   AND s.kind = 'follow_up' AND s.status = 'sent' AND s.channel = 'sms'
   AND s.sent_at >= $2 AND s.conversation_id IS NOT NULL
   AND NOT EXISTS (SELECT 1 FROM satisfaction_scores x WHERE x.care_send_id = s.id)
+  -- only while the visit is the last thing said: once the customer wrote anything since, a
+  -- digit answers whoever they are talking to now, not the survey
+  AND NOT EXISTS (SELECT 1 FROM messages m JOIN conversations c ON c.id = m.conversation_id
+                  WHERE c.contact_id = s.contact_id AND m.direction = 'inbound'
+                    AND NOT m.is_automatic AND m.created_at > s.sent_at)
 ORDER BY s.sent_at DESC, s.id DESC
 LIMIT 1
 """
@@ -165,28 +169,8 @@ async def lock_team_supervisors(conn: Connection, team_id: int) -> list[tuple[Ag
     """The team's supervisors with their loads, and whether each is online; locked until the
     transaction ends."""
     rows = await conn.fetch(LOCK_TEAM_SUPERVISORS, team_id)
-    if not rows:
-        return []
-    total: dict[int, int] = {}
-    by_channel: dict[int, dict[str, int]] = {}
-    for r in await conn.fetch(LOADS, [r["id"] for r in rows], ACTIVE):
-        total[r["assignee_id"]] = total.get(r["assignee_id"], 0) + r["load"]
-        by_channel.setdefault(r["assignee_id"], {})[r["channel"]] = r["load"]
-    return [
-        (
-            AgentLoad(
-                r["id"],
-                r["capacity"],
-                total.get(r["id"], 0),
-                served_seq=r["served_seq"],
-                channel_capacity=r["channel_capacity"],
-                channel_load=by_channel.get(r["id"], {}),
-                skills=frozenset(r["skills"]),
-            ),
-            r["presence"] == "online",
-        )
-        for r in rows
-    ]
+    loads = await agents.with_loads(conn, rows)
+    return [(load, row["presence"] == "online") for load, row in zip(loads, rows, strict=True)]
 
 
 async def open_recovery(conn: Connection, recovery: NewRecovery) -> asyncpg.Record:
