@@ -402,3 +402,23 @@ async def test_what_care_opened_gets_no_follow_up_visit_when_resolved(
             clocked(conns, clock), agent, conversation_id, ConversationStatus.RESOLVED, None
         )
     assert await sends(db, contact_id) == []
+
+
+async def test_a_send_that_keeps_failing_is_marked_failed_not_retried_for_ever(
+    conns: Conns, db: asyncpg.Pool, care_settings: Any
+) -> None:
+    timed = clocked(conns, Clock(datetime(2026, 11, 23, 10, tzinfo=UTC)))
+    customer = await contact(
+        db, birthday=date(1990, 11, 23), timezone="UTC", consents={"email": True}
+    )
+    await care.schedule_birthdays(timed)
+    # five decisions were begun on it and none finished (each raised and rolled back)
+    await db.execute("UPDATE care_sends SET attempts = $1", care.MAX_ATTEMPTS)
+    await send_all_due(timed)
+    [row] = await sends(db, customer)
+    assert (row["status"], row["reason"], row["message_id"]) == (
+        "failed",
+        "too_many_attempts",
+        None,
+    )
+    assert await care.dispatch(timed) == 0

@@ -161,6 +161,13 @@ def apply_changes(stored: CareSettings, body: CarePatch) -> CareSettings:
 async def _replace(conns: Conns, body: CarePatch) -> CareSettings:
     async with conns.db.acquire() as conn, conn.transaction():
         settings = apply_changes(await care_settings.load_for_update(conn), body)
+        # the birthday scan converts in PostgreSQL: a zone it does not know would stop it
+        if not await care_settings.zone_known(conn, settings.default_timezone):
+            raise Invalid(
+                "default_timezone is not a time zone the database knows",
+                code="invalid_timezone",
+                details={"field": "default_timezone"},
+            )
         await care_settings.save(conn, settings)
     return settings
 

@@ -42,6 +42,9 @@ logger = logging.getLogger(__name__)
 
 # how many due sends one dispatcher pass enqueues (the rest come on the next pass)
 DISPATCH_BATCH = 5000
+# decisions begun on one send before it is marked failed (each counted before it is tried, so
+# one that keeps raising stops being handed to a job every minute)
+MAX_ATTEMPTS = 5
 # an account manager's birthday task waits this long for them before their team may take it
 TASK_WAITS_FOR_MANAGER = timedelta(hours=8)
 REPLY_DIGITS = "1-5"
@@ -107,11 +110,17 @@ async def send(conns: Conns, care_send_id: int) -> Decided:
     """Decide and queue one care send (safe to run twice: a decided row is left alone)."""
     now = conns.clock()
     decided = Decided()
+    attempt = await store.begin_attempt(conns.db, care_send_id)
+    if attempt is None:
+        return decided
     async with conns.db.acquire() as conn, conn.transaction():
         row = await store.get_for_update(conn, care_send_id)
         if row is None or row["status"] != CareStatus.SCHEDULED:
             return decided
-        decided = await _decide(conn, conns, row, now)
+        if attempt > MAX_ATTEMPTS:
+            decided = await _finish(conn, row, now, CareStatus.FAILED, "too_many_attempts")
+        else:
+            decided = await _decide(conn, conns, row, now)
     if decided.message_id is not None:
         await jobs.enqueue_send(conns, decided.message_id)
     if decided.team_to_fill is not None:

@@ -78,7 +78,12 @@ UPDATE care_sends SET status = $2, reason = $3, channel = coalesce($4, channel),
     sent_at = CASE WHEN $2 IN ('sent', 'task') THEN $8::timestamptz END, updated_at = $8
 WHERE id = $1
 """
-POSTPONE = "UPDATE care_sends SET due_at = $2, updated_at = $3 WHERE id = $1"
+# quiet hours: it waits, and its attempts start again
+POSTPONE = "UPDATE care_sends SET due_at = $2, attempts = 0, updated_at = $3 WHERE id = $1"
+BEGIN_ATTEMPT = """
+UPDATE care_sends SET attempts = attempts + 1 WHERE id = $1 AND status = 'scheduled'
+RETURNING attempts
+"""
 
 CONTACT = """
 SELECT c.id, c.name, c.tier, c.timezone, c.locale, c.preferred_channel, c.account_manager_id,
@@ -218,6 +223,12 @@ async def finish(
         conversation_id,
         now,
     )
+
+
+async def begin_attempt(conn: Executor, care_send_id: int) -> int | None:
+    """The number of this attempt, or None when the send is decided already."""
+    found = await conn.fetchval(BEGIN_ATTEMPT, care_send_id)
+    return None if found is None else int(found)
 
 
 async def postpone(conn: Connection, care_send_id: int, due_at: datetime, now: datetime) -> None:

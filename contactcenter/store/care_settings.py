@@ -90,3 +90,11 @@ async def save(conn: Executor, settings: CareSettings) -> None:
         settings.default_locale,
         settings.survey_valid_days,
     )
+
+
+ZONE_KNOWN = "SELECT EXISTS (SELECT 1 FROM pg_timezone_names WHERE name = $1)"
+
+
+async def zone_known(conn: Executor, name: str) -> bool:
+    """Whether PostgreSQL knows the time zone (the birthday scan converts with it)."""
+    return bool(await conn.fetchval(ZONE_KNOWN, name))
