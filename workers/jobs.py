@@ -8,7 +8,7 @@ from typing import Any
 from arq import Retry
 
 from channels.email.sla_notices import send_sla_notice as send_notice
-from contactcenter import logs
+from contactcenter import logs, metrics
 from contactcenter.conns import Conns
 from contactcenter.services import assignment, care, delivery, routing, sla, tiers
 from contactcenter.services import reconcile as reconciler
@@ -27,6 +27,7 @@ def _conns(ctx: dict[str, Any]) -> Conns:
 async def on_job_start(ctx: dict[str, Any]) -> None:
     # every log line of the job carries its id (the job runs in a copy of this context)
     logs.request_id.set(ctx["job_id"])
+    metrics.job_started(ctx)
 
 
 async def route_conversation(ctx: dict[str, Any], conversation_id: int) -> int | None:

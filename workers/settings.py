@@ -9,7 +9,7 @@ from arq import cron
 from arq.worker import Worker, func
 
 from channels.registry import build_senders
-from contactcenter import db
+from contactcenter import db, metrics
 from contactcenter.clock import Clock, utc_now
 from contactcenter.conns import Conns, redis_settings
 from contactcenter.domain import language
@@ -94,6 +94,7 @@ def worker_options(settings: Settings, *, clock: Clock = utc_now) -> dict[str, A
         "on_startup": startup,
         "on_shutdown": shutdown,
         "on_job_start": jobs.on_job_start,
+        "on_job_end": metrics.job_ended,
         "max_jobs": settings.worker_max_jobs,
         "poll_delay": 0.05,
         "keep_result": 0,

@@ -22,7 +22,9 @@ from contactcenter.api import (
     admin_teams,
     admin_templates,
     admin_tiers,
+    canned_responses,
     contact_import,
+    contact_merge,
     contacts,
     inbox,
     ops,
@@ -91,7 +93,9 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> web.Application
     admin_tiers.setup_routes(app)
     admin_templates.setup_routes(app)
     admin_care.setup_routes(app)
+    canned_responses.setup_routes(app)
     contacts.setup_routes(app)
+    contact_merge.setup_routes(app)
     reports.setup_routes(app)
     surveys.setup_routes(app)
     contact_import.setup_routes(app, settings)

@@ -1,4 +1,8 @@
-"""Operations: liveness and readiness."""
+"""Operations: liveness, readiness and metrics.
+
+GET /metrics answers the Prometheus text format (contactcenter/metrics.py says what and how);
+it needs a supervisor's or admin's token (Prometheus: `authorization: {credentials_file: ...}`).
+"""
 
 from __future__ import annotations
 
@@ -6,10 +10,14 @@ import asyncio
 
 from aiohttp import web
 
+from contactcenter import metrics
+from contactcenter.api.auth import require_agent
 from contactcenter.api.errors import error_response
 from contactcenter.api.keys import CONNS
+from contactcenter.domain.enums import Role
 
 READY_TIMEOUT_SECONDS = 2.0
+METRICS_READERS = (Role.SUPERVISOR, Role.ADMIN)
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -42,6 +50,13 @@ async def readyz(request: web.Request) -> web.Response:
     )
 
 
+async def prometheus_metrics(request: web.Request) -> web.Response:
+    await require_agent(request, roles=METRICS_READERS)
+    body = await metrics.render(request.app[CONNS])
+    return web.Response(body=body, headers={"Content-Type": metrics.CONTENT_TYPE})
+
+
 def setup_routes(app: web.Application) -> None:
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", prometheus_metrics)
