@@ -77,9 +77,10 @@ async def list_agents(request: web.Request) -> web.Response:
 
 
 async def create_agent(request: web.Request) -> web.Response:
-    await require_agent(request, roles=WRITERS)
+    by = await require_agent(request, roles=WRITERS)
     body = await read_json(request, AgentBody)
-    created = await service.create_agent(request.app[CONNS], body.model_dump(exclude_unset=True))
+    values = body.model_dump(exclude_unset=True)
+    created = await service.create_agent(request.app[CONNS], values, by=by)
     return web.json_response({**_view(created.view), "token": created.token}, status=201)
 
 
@@ -92,11 +93,11 @@ async def get_agent(request: web.Request) -> web.Response:
 
 
 async def update_agent(request: web.Request) -> web.Response:
-    await require_agent(request, roles=WRITERS)
+    by = await require_agent(request, roles=WRITERS)
     agent_id = path_id(request)
     body = await read_json(request, AgentPatch)
     row = await service.update_agent(
-        request.app[CONNS], agent_id, body.model_dump(exclude_unset=True)
+        request.app[CONNS], agent_id, body.model_dump(exclude_unset=True), by=by
     )
     return web.json_response(_view(row))
 

@@ -75,9 +75,9 @@ async def list_calendars(request: web.Request) -> web.Response:
 
 
 async def create_calendar(request: web.Request) -> web.Response:
-    await require_agent(request, roles=WRITERS)
+    by = await require_agent(request, roles=WRITERS)
     body = await read_json(request, BusinessHoursBody)
-    row = await service.create(request.app[CONNS], body.model_dump(exclude_unset=True))
+    row = await service.create(request.app[CONNS], body.model_dump(exclude_unset=True), by=by)
     return web.json_response(_view(row), status=201)
 
 
@@ -90,16 +90,17 @@ async def get_calendar(request: web.Request) -> web.Response:
 
 
 async def update_calendar(request: web.Request) -> web.Response:
-    await require_agent(request, roles=WRITERS)
+    by = await require_agent(request, roles=WRITERS)
     calendar_id = path_id(request)
     body = await read_json(request, BusinessHoursPatch)
-    row = await service.update(request.app[CONNS], calendar_id, body.model_dump(exclude_unset=True))
+    changes = body.model_dump(exclude_unset=True)
+    row = await service.update(request.app[CONNS], calendar_id, changes, by=by)
     return web.json_response(_view(row))
 
 
 async def delete_calendar(request: web.Request) -> web.Response:
-    await require_agent(request, roles=WRITERS)
-    await service.delete(request.app[CONNS], path_id(request))
+    by = await require_agent(request, roles=WRITERS)
+    await service.delete(request.app[CONNS], path_id(request), by=by)
     return web.Response(status=204)
 
 

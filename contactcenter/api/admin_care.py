@@ -22,9 +22,12 @@ from contactcenter.api.auth import require_agent
 from contactcenter.api.keys import CONNS
 from contactcenter.api.parsing import CleanStr, Patch, read_json
 from contactcenter.conns import Conns
+from contactcenter.domain.agents import Agent
+from contactcenter.domain.audit import AuditAction
 from contactcenter.domain.care import MAX_FOLLOW_UP_DAYS, TIERS, CareSettings, check_timezone
 from contactcenter.domain.enums import Role
 from contactcenter.domain.errors import Invalid
+from contactcenter.services import audit
 from contactcenter.services.templates import normalise_locale
 from contactcenter.store import care_settings
 
@@ -158,9 +161,10 @@ def apply_changes(stored: CareSettings, body: CarePatch) -> CareSettings:
     return check(replace(stored, **updates))
 
 
-async def _replace(conns: Conns, body: CarePatch) -> CareSettings:
+async def _replace(conns: Conns, body: CarePatch, *, by: Agent | None = None) -> CareSettings:
     async with conns.db.acquire() as conn, conn.transaction():
-        settings = apply_changes(await care_settings.load_for_update(conn), body)
+        stored = await care_settings.load_for_update(conn)
+        settings = apply_changes(stored, body)
         # the birthday scan converts in PostgreSQL: a zone it does not know would stop it
         if not await care_settings.zone_known(conn, settings.default_timezone):
             raise Invalid(
@@ -169,6 +173,15 @@ async def _replace(conns: Conns, body: CarePatch) -> CareSettings:
                 details={"field": "default_timezone"},
             )
         await care_settings.save(conn, settings)
+        await audit.record(
+            conn,
+            by,
+            AuditAction.UPDATE,
+            "care_settings",
+            None,
+            before=_view(stored),
+            after=_view(settings),
+        )
     return settings
 
 
@@ -179,9 +192,9 @@ async def get_care(request: web.Request) -> web.Response:
 
 
 async def put_care(request: web.Request) -> web.Response:
-    await require_agent(request, roles=WRITERS)
+    by = await require_agent(request, roles=WRITERS)
     body = await read_json(request, CarePatch)
-    settings = await _replace(request.app[CONNS], body)
+    settings = await _replace(request.app[CONNS], body, by=by)
     return web.json_response(_view(settings))
 
 

@@ -14,9 +14,11 @@ from contactcenter.api.errors import ApiError
 from contactcenter.api.keys import CONNS
 from contactcenter.api.parsing import Body, CleanStr, Patch, path_id, read_json, whole_number
 from contactcenter.api.serialize import jsonable
+from contactcenter.domain.audit import AuditAction
 from contactcenter.domain.enums import Role
 from contactcenter.domain.identities import normalise_email, normalise_phone
 from contactcenter.sealing import seal
+from contactcenter.services import audit
 from contactcenter.services import mailboxes as mailbox_service
 from contactcenter.store import mailboxes, routing_rules, sms
 
@@ -93,7 +95,7 @@ async def list_channels(request: web.Request) -> web.Response:
 
 
 async def create_channel(request: web.Request) -> web.Response:
-    await require_agent(request, roles=WRITERS)
+    by = await require_agent(request, roles=WRITERS)
     body = await read_json(request, MailboxBody)
     if not (body.imap_host or body.smtp_host):
         raise ApiError(
@@ -103,7 +105,9 @@ async def create_channel(request: web.Request) -> web.Response:
             {"fields": [{"field": "imap_host", "message": "or smtp_host"}]},
         )
     try:
-        row = await mailboxes.insert(request.app[CONNS].db, _values(request, body))
+        async with request.app[CONNS].db.acquire() as conn, conn.transaction():
+            row = await mailboxes.insert(conn, _values(request, body))
+            await audit.record(conn, by, AuditAction.CREATE, "mailbox", row["id"], after=_view(row))
     except asyncpg.UniqueViolationError:
         raise _exists() from None
     except asyncpg.IntegrityConstraintViolationError as error:  # a backstop for the checks
@@ -120,14 +124,20 @@ async def get_channel(request: web.Request) -> web.Response:
 
 
 async def update_channel(request: web.Request) -> web.Response:
-    await require_agent(request, roles=WRITERS)
+    by = await require_agent(request, roles=WRITERS)
     mailbox_id = path_id(request)
     body = await read_json(request, MailboxPatch)
     db = request.app[CONNS].db
     values = _values(request, body)
     try:
         async with db.acquire() as conn, conn.transaction():
+            stored = await mailboxes.get(conn, mailbox_id)
             row = await mailboxes.update(conn, mailbox_id, values)
+            if row is not None and stored is not None:
+                before, after = _view(stored), _view(row)
+                await audit.record(
+                    conn, by, AuditAction.UPDATE, "mailbox", mailbox_id, before=before, after=after
+                )
             if row is not None and READS_ANOTHER_FOLDER & values.keys():
                 # another server or folder: its UIDs mean nothing here, start from now
                 await mailboxes.forget_checkpoint(conn, mailbox_id)
@@ -142,15 +152,20 @@ async def update_channel(request: web.Request) -> web.Response:
 
 
 async def delete_channel(request: web.Request) -> web.Response:
-    await require_agent(request, roles=WRITERS)
+    by = await require_agent(request, roles=WRITERS)
     mailbox_id = path_id(request)
     db = request.app[CONNS].db
     try:
         async with db.acquire() as conn, conn.transaction():
+            stored = await mailboxes.get(conn, mailbox_id)
             deleted = await mailboxes.delete(conn, mailbox_id)
             # after the delete's row lock: a rule being saved either shows here or is refused
             if deleted:
                 _refuse_named_by_rules(await routing_rules.referencing(conn, mailbox_id=mailbox_id))
+                before = None if stored is None else _view(stored)
+                await audit.record(
+                    conn, by, AuditAction.DELETE, "mailbox", mailbox_id, before=before
+                )
     except asyncpg.ForeignKeyViolationError:
         raise ApiError(
             409, "channel_in_use", "conversations use this mailbox: disable it instead"
@@ -226,7 +241,7 @@ async def list_sms_numbers(request: web.Request) -> web.Response:
 
 
 async def create_sms_number(request: web.Request) -> web.Response:
-    await require_agent(request, roles=WRITERS)
+    by = await require_agent(request, roles=WRITERS)
     body = await read_json(request, SmsNumberBody)
     if not (body.from_number or body.messaging_service_sid):
         raise ApiError(
@@ -241,7 +256,11 @@ async def create_sms_number(request: web.Request) -> web.Response:
         values["from_number"] = normalise_phone(body.from_number, region)
     values["auth_token"] = seal(request.app[CONNS].settings.secret, body.auth_token)
     try:
-        row = await sms.insert(request.app[CONNS].db, values)
+        async with request.app[CONNS].db.acquire() as conn, conn.transaction():
+            row = await sms.insert(conn, values)
+            await audit.record(
+                conn, by, AuditAction.CREATE, "sms_number", row["id"], after=_sms_view(row)
+            )
     except asyncpg.UniqueViolationError:
         raise ApiError(
             409, "channel_exists", "an SMS number with that name or number exists"
@@ -250,14 +269,19 @@ async def create_sms_number(request: web.Request) -> web.Response:
 
 
 async def delete_sms_number(request: web.Request) -> web.Response:
-    await require_agent(request, roles=WRITERS)
+    by = await require_agent(request, roles=WRITERS)
     number_id = path_id(request)
     try:
         async with request.app[CONNS].db.acquire() as conn, conn.transaction():
+            stored = await sms.get(conn, number_id)
             deleted = await sms.delete(conn, number_id)
             if deleted:
                 _refuse_named_by_rules(
                     await routing_rules.referencing(conn, sms_number_id=number_id)
+                )
+                before = None if stored is None else _sms_view(stored)
+                await audit.record(
+                    conn, by, AuditAction.DELETE, "sms_number", number_id, before=before
                 )
     except asyncpg.ForeignKeyViolationError:
         raise ApiError(409, "channel_in_use", "conversations use this number") from None

@@ -340,9 +340,9 @@ async def list_rules(request: web.Request) -> web.Response:
 
 
 async def create_rule(request: web.Request) -> web.Response:
-    await require_agent(request, roles=WRITERS)
+    by = await require_agent(request, roles=WRITERS)
     body = await read_json(request, RuleBody)
-    row = await service.create_rule(request.app[CONNS], _draft(body), body.position)
+    row = await service.create_rule(request.app[CONNS], _draft(body), body.position, by=by)
     return web.json_response(_view(row), status=201)
 
 
@@ -353,7 +353,7 @@ async def get_rule(request: web.Request) -> web.Response:
 
 
 async def update_rule(request: web.Request) -> web.Response:
-    await require_agent(request, roles=WRITERS)
+    by = await require_agent(request, roles=WRITERS)
     rule_id = path_id(request)
     body = await read_json(request, RulePatch)
     changes: dict[str, Any] = {
@@ -365,20 +365,20 @@ async def update_rule(request: web.Request) -> web.Response:
         changes["conditions"] = _conditions_json(body.conditions)
     if body.actions is not None:
         changes["actions"] = _actions_json(body.actions)
-    row = await service.update_rule(request.app[CONNS], rule_id, changes)
+    row = await service.update_rule(request.app[CONNS], rule_id, changes, by=by)
     return web.json_response(_view(row))
 
 
 async def delete_rule(request: web.Request) -> web.Response:
-    await require_agent(request, roles=WRITERS)
-    await service.delete_rule(request.app[CONNS], path_id(request))
+    by = await require_agent(request, roles=WRITERS)
+    await service.delete_rule(request.app[CONNS], path_id(request), by=by)
     return web.Response(status=204)
 
 
 async def reorder_rules(request: web.Request) -> web.Response:
-    await require_agent(request, roles=WRITERS)
+    by = await require_agent(request, roles=WRITERS)
     body = await read_json(request, OrderBody)
-    rows = await service.reorder(request.app[CONNS], body.ids)
+    rows = await service.reorder(request.app[CONNS], body.ids, by=by)
     return web.json_response({"items": [_view(r) for r in rows], "next_cursor": None})
 
 

@@ -84,9 +84,9 @@ async def list_policies(request: web.Request) -> web.Response:
 
 
 async def create_policy(request: web.Request) -> web.Response:
-    await require_agent(request, roles=WRITERS)
+    by = await require_agent(request, roles=WRITERS)
     body = await read_json(request, SlaPolicyBody)
-    row = await service.create(request.app[CONNS], body.model_dump(exclude_unset=True))
+    row = await service.create(request.app[CONNS], body.model_dump(exclude_unset=True), by=by)
     return web.json_response(_view(row), status=201)
 
 
@@ -99,16 +99,17 @@ async def get_policy(request: web.Request) -> web.Response:
 
 
 async def update_policy(request: web.Request) -> web.Response:
-    await require_agent(request, roles=WRITERS)
+    by = await require_agent(request, roles=WRITERS)
     policy_id = path_id(request)
     body = await read_json(request, SlaPolicyPatch)
-    row = await service.update(request.app[CONNS], policy_id, body.model_dump(exclude_unset=True))
+    changes = body.model_dump(exclude_unset=True)
+    row = await service.update(request.app[CONNS], policy_id, changes, by=by)
     return web.json_response(_view(row))
 
 
 async def delete_policy(request: web.Request) -> web.Response:
-    await require_agent(request, roles=WRITERS)
-    await service.delete(request.app[CONNS], path_id(request))
+    by = await require_agent(request, roles=WRITERS)
+    await service.delete(request.app[CONNS], path_id(request), by=by)
     return web.Response(status=204)
 
 

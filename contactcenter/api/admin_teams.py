@@ -71,9 +71,9 @@ async def list_teams(request: web.Request) -> web.Response:
 
 
 async def create_team(request: web.Request) -> web.Response:
-    await require_agent(request, roles=WRITERS)
+    by = await require_agent(request, roles=WRITERS)
     body = await read_json(request, TeamBody)
-    row = await service.create_team(request.app[CONNS], body.model_dump(exclude_unset=True))
+    row = await service.create_team(request.app[CONNS], body.model_dump(exclude_unset=True), by=by)
     return web.json_response(_view(row), status=201)
 
 
@@ -86,26 +86,26 @@ async def get_team(request: web.Request) -> web.Response:
 
 
 async def update_team(request: web.Request) -> web.Response:
-    await require_agent(request, roles=WRITERS)
+    by = await require_agent(request, roles=WRITERS)
     team_id = path_id(request)
     body = await read_json(request, TeamPatch)
     row = await service.update_team(
-        request.app[CONNS], team_id, body.model_dump(exclude_unset=True)
+        request.app[CONNS], team_id, body.model_dump(exclude_unset=True), by=by
     )
     return web.json_response(_view(row))
 
 
 async def delete_team(request: web.Request) -> web.Response:
-    await require_agent(request, roles=WRITERS)
-    await service.delete_team(request.app[CONNS], path_id(request))
+    by = await require_agent(request, roles=WRITERS)
+    await service.delete_team(request.app[CONNS], path_id(request), by=by)
     return web.Response(status=204)
 
 
 async def replace_members(request: web.Request) -> web.Response:
-    await require_agent(request, roles=WRITERS)
+    by = await require_agent(request, roles=WRITERS)
     team_id = path_id(request)
     body = await read_json(request, MembersBody)
-    row = await service.replace_members(request.app[CONNS], team_id, body.agent_ids)
+    row = await service.replace_members(request.app[CONNS], team_id, body.agent_ids, by=by)
     return web.json_response(_view(row))
 
 

@@ -114,9 +114,9 @@ async def list_templates(request: web.Request) -> web.Response:
 
 
 async def create_template(request: web.Request) -> web.Response:
-    await require_agent(request, roles=WRITERS)
+    by = await require_agent(request, roles=WRITERS)
     body = await read_json(request, TemplateBody)
-    row = await service.create(request.app[CONNS], body.model_dump(exclude_unset=True))
+    row = await service.create(request.app[CONNS], body.model_dump(exclude_unset=True), by=by)
     return web.json_response(_view(row), status=201)
 
 
@@ -127,16 +127,17 @@ async def get_template(request: web.Request) -> web.Response:
 
 
 async def update_template(request: web.Request) -> web.Response:
-    await require_agent(request, roles=WRITERS)
+    by = await require_agent(request, roles=WRITERS)
     template_id = path_id(request)
     body = await read_json(request, TemplatePatch)
-    row = await service.update(request.app[CONNS], template_id, body.model_dump(exclude_unset=True))
+    changes = body.model_dump(exclude_unset=True)
+    row = await service.update(request.app[CONNS], template_id, changes, by=by)
     return web.json_response(_view(row))
 
 
 async def delete_template(request: web.Request) -> web.Response:
-    await require_agent(request, roles=WRITERS)
-    await service.delete(request.app[CONNS], path_id(request))
+    by = await require_agent(request, roles=WRITERS)
+    await service.delete(request.app[CONNS], path_id(request), by=by)
     return web.Response(status=204)
 
 

@@ -22,6 +22,7 @@ from contactcenter.api import (
     admin_teams,
     admin_templates,
     admin_tiers,
+    audit,
     canned_responses,
     contact_import,
     contact_merge,
@@ -93,6 +94,7 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> web.Application
     admin_tiers.setup_routes(app)
     admin_templates.setup_routes(app)
     admin_care.setup_routes(app)
+    audit.setup_routes(app)
     canned_responses.setup_routes(app)
     contacts.setup_routes(app)
     contact_merge.setup_routes(app)

@@ -142,16 +142,17 @@ async def admin_get(request: web.Request) -> web.Response:
 
 
 async def admin_update(request: web.Request) -> web.Response:
-    await require_agent(request, roles=WRITERS)
+    by = await require_agent(request, roles=WRITERS)
     response_id = path_id(request)
     body = await read_json(request, CannedResponsePatch)
-    row = await service.update(request.app[CONNS], response_id, body.model_dump(exclude_unset=True))
+    changes = body.model_dump(exclude_unset=True)
+    row = await service.update(request.app[CONNS], response_id, changes, by=by)
     return web.json_response(_view(row))
 
 
 async def admin_delete(request: web.Request) -> web.Response:
-    await require_agent(request, roles=WRITERS)
-    await service.delete(request.app[CONNS], path_id(request))
+    by = await require_agent(request, roles=WRITERS)
+    await service.delete(request.app[CONNS], path_id(request), by=by)
     return web.Response(status=204)
 
 

@@ -12,10 +12,11 @@ from contactcenter import events
 from contactcenter.conns import Conns
 from contactcenter.db import Pool
 from contactcenter.domain.agents import Agent
+from contactcenter.domain.audit import AuditAction
 from contactcenter.domain.enums import Presence, Role
 from contactcenter.domain.errors import Conflict, Invalid
 from contactcenter.domain.identities import normalise_email
-from contactcenter.services import assignment
+from contactcenter.services import assignment, audit
 from contactcenter.store import agents, teams
 
 TOKEN_PREFIX = "cc_"
@@ -65,13 +66,17 @@ async def create_agent(
             raise Conflict(f"an agent with e-mail {email} exists", code="agent_exists") from None
         if team_id is not None:
             await agents.join_team(conn, team_id, row["id"])
+        await audit.record(conn, None, AuditAction.CREATE, "agent", row["id"], after=row)
     return CreatedAgent(row["id"], token)
 
 
 async def rotate_token(db: Pool, email: str) -> CreatedAgent | None:
     token = new_token()
-    async with db.acquire() as conn:
+    async with db.acquire() as conn, conn.transaction():
         row = await agents.set_token_by_email(conn, normalise_email(email), hash_token(token))
+        if row is not None:  # that it happened, never the token or its hash
+            after = {"token_rotated": True}
+            await audit.record(conn, None, AuditAction.OTHER, "agent", row["id"], after=after)
     return None if row is None else CreatedAgent(row["id"], token)
 
 

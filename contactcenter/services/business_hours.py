@@ -10,11 +10,15 @@ import asyncpg
 
 from contactcenter.conns import Conns
 from contactcenter.db import Connection
+from contactcenter.domain.agents import Agent
+from contactcenter.domain.audit import AuditAction
 from contactcenter.domain.business_hours import Calendar, is_open, validate
 from contactcenter.domain.errors import Conflict, NotFound
+from contactcenter.services import audit
 from contactcenter.store import business_hours, routing_rules
 
 logger = logging.getLogger(__name__)
+ENTITY = "business_hours"
 
 # what a calendar is made of (is_default is a flag on top, handled apart)
 FIELDS = ("name", "timezone", "weekly", "country", "subdivision", "closed_dates", "open_dates")
@@ -34,7 +38,9 @@ def _stored(row: asyncpg.Record) -> dict[str, Any]:
     return {name: row[name] for name in FIELDS}
 
 
-async def create(conns: Conns, values: dict[str, Any]) -> asyncpg.Record:
+async def create(
+    conns: Conns, values: dict[str, Any], *, by: Agent | None = None
+) -> asyncpg.Record:
     is_default = bool(values.get("is_default"))
     calendar = validate(**{name: values[name] for name in FIELDS if name in values})
     try:
@@ -42,16 +48,19 @@ async def create(conns: Conns, values: dict[str, Any]) -> asyncpg.Record:
             if is_default:
                 await business_hours.step_down_default(conn, -1)
             row = await business_hours.insert(conn, calendar, is_default=is_default)
+            await audit.record(conn, by, AuditAction.CREATE, ENTITY, row["id"], after=row)
     except asyncpg.UniqueViolationError as error:
         raise _unique(error) from None
     logger.info("business hours created", extra={"business_hours_id": row["id"]})
     return row
 
 
-async def update(conns: Conns, calendar_id: int, changes: dict[str, Any]) -> asyncpg.Record:
+async def update(
+    conns: Conns, calendar_id: int, changes: dict[str, Any], *, by: Agent | None = None
+) -> asyncpg.Record:
     try:
         async with conns.db.acquire() as conn, conn.transaction():
-            row = await business_hours.get_for_update(conn, calendar_id)
+            row = stored = await business_hours.get_for_update(conn, calendar_id)
             if row is None:
                 raise _not_found()
             merged = {**_stored(row), **{k: changes[k] for k in FIELDS if k in changes}}
@@ -60,6 +69,9 @@ async def update(conns: Conns, calendar_id: int, changes: dict[str, Any]) -> asy
             wanted = changes.get("is_default")
             if wanted is not None and wanted != row["is_default"]:
                 row = await _change_default(conn, calendar_id, wanted)
+            await audit.record(
+                conn, by, AuditAction.UPDATE, ENTITY, calendar_id, before=stored, after=row
+            )
     except asyncpg.UniqueViolationError as error:
         raise _unique(error) from None
     logger.info("business hours changed", extra={"business_hours_id": calendar_id})
@@ -84,10 +96,11 @@ async def _change_default(conn: Connection, calendar_id: int, wanted: bool) -> a
     return row
 
 
-async def delete(conns: Conns, calendar_id: int) -> None:
+async def delete(conns: Conns, calendar_id: int, *, by: Agent | None = None) -> None:
     try:
         async with conns.db.acquire() as conn, conn.transaction():
-            if await business_hours.get_for_update(conn, calendar_id) is None:
+            stored = await business_hours.get_for_update(conn, calendar_id)
+            if stored is None:
                 raise _not_found()
             rule_ids = await routing_rules.referencing(conn, business_hours_id=calendar_id)
             if rule_ids:
@@ -97,6 +110,7 @@ async def delete(conns: Conns, calendar_id: int) -> None:
                     details={"rule_ids": rule_ids},
                 )
             await business_hours.delete(conn, calendar_id)
+            await audit.record(conn, by, AuditAction.DELETE, ENTITY, calendar_id, before=stored)
     except asyncpg.ForeignKeyViolationError:  # something else that points at it (a policy)
         raise Conflict("something uses this calendar", code="business_hours_in_use") from None
     logger.info("business hours deleted", extra={"business_hours_id": calendar_id})

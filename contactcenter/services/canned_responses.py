@@ -23,6 +23,7 @@ import asyncpg
 from contactcenter.conns import Conns
 from contactcenter.domain import care
 from contactcenter.domain.agents import Agent
+from contactcenter.domain.audit import AuditAction
 from contactcenter.domain.errors import Conflict, Invalid, NotFound
 from contactcenter.domain.sla_policies import is_one_line
 from contactcenter.domain.templates import (
@@ -32,6 +33,7 @@ from contactcenter.domain.templates import (
     check_source,
     render,
 )
+from contactcenter.services import audit
 from contactcenter.services.templates import normalise_locale
 from contactcenter.store import canned_responses as store
 from contactcenter.store import care_settings, conversations
@@ -39,6 +41,7 @@ from contactcenter.store import templates as templates_store
 from contactcenter.store.canned_responses import CannedResponse, PageQuery
 
 logger = logging.getLogger(__name__)
+ENTITY = "canned_response"
 
 FIELDS = ("shortcut", "title", "body_text", "locale", "team_id")
 REQUIRED = ("shortcut", "title", "body_text")
@@ -123,17 +126,21 @@ def _refused(
 
 
 async def create(conns: Conns, agent: Agent, values: Mapping[str, Any]) -> asyncpg.Record:
+    by = agent
     response = draft(values)
     try:
         async with conns.db.acquire() as conn, conn.transaction():
             row = await store.insert(conn, response, agent.id, conns.clock())
+            await audit.record(conn, by, AuditAction.CREATE, ENTITY, row["id"], after=row)
     except (asyncpg.UniqueViolationError, asyncpg.ForeignKeyViolationError) as error:
         raise _refused(error, response) from None
     logger.info("canned response created", extra={"canned_response_id": row["id"]})
     return row
 
 
-async def update(conns: Conns, response_id: int, changes: Mapping[str, Any]) -> asyncpg.Record:
+async def update(
+    conns: Conns, response_id: int, changes: Mapping[str, Any], *, by: Agent | None = None
+) -> asyncpg.Record:
     """The response with the change (a field left out keeps its value; locale and team_id set
     to null mean any language and everyone), checked whole."""
     response: CannedResponse | None = None
@@ -146,6 +153,9 @@ async def update(conns: Conns, response_id: int, changes: Mapping[str, Any]) -> 
             response = check(replace(store.response_from_row(stored), **given))
             row = await store.update(conn, response, conns.clock())
             assert row is not None  # locked above
+            await audit.record(
+                conn, by, AuditAction.UPDATE, ENTITY, response_id, before=stored, after=row
+            )
     except (asyncpg.UniqueViolationError, asyncpg.ForeignKeyViolationError) as error:
         assert response is not None
         raise _refused(error, response) from None
@@ -153,10 +163,12 @@ async def update(conns: Conns, response_id: int, changes: Mapping[str, Any]) -> 
     return row
 
 
-async def delete(conns: Conns, response_id: int) -> None:
+async def delete(conns: Conns, response_id: int, *, by: Agent | None = None) -> None:
     async with conns.db.acquire() as conn, conn.transaction():
-        if not await store.delete(conn, response_id):
+        stored = await store.get_for_update(conn, response_id)
+        if stored is None or not await store.delete(conn, response_id):
             raise _not_found()
+        await audit.record(conn, by, AuditAction.DELETE, ENTITY, response_id, before=stored)
     logger.info("canned response deleted", extra={"canned_response_id": response_id})
 
 

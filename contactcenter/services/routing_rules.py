@@ -20,14 +20,18 @@ import asyncpg
 
 from contactcenter.conns import Conns
 from contactcenter.db import Connection, Executor
+from contactcenter.domain.agents import Agent
+from contactcenter.domain.audit import AuditAction
 from contactcenter.domain.business_hours import is_open
 from contactcenter.domain.errors import DomainError, Invalid, NotFound
 from contactcenter.domain.language import detect_language
 from contactcenter.domain.routing import RouteDecision, decide_route
 from contactcenter.domain.rules import RoutingFacts, Rule, RulesOutcome, evaluate, parse_rule
+from contactcenter.services import audit
 from contactcenter.store import business_hours, contacts, locks, routing_rules, sla_policies, teams
 
 logger = logging.getLogger(__name__)
+ENTITY = "routing_rule"
 
 # what each kind of id a rule names is called in an error code
 UNKNOWN = {
@@ -109,7 +113,9 @@ async def get_rule(conns: Conns, rule_id: int) -> asyncpg.Record:
     return row
 
 
-async def create_rule(conns: Conns, draft: RuleDraft, position: int | None) -> asyncpg.Record:
+async def create_rule(
+    conns: Conns, draft: RuleDraft, position: int | None, *, by: Agent | None = None
+) -> asyncpg.Record:
     """Insert at `position` (1-based; past the end, or None: last)."""
     _parse(draft)  # refuse a bad rule before taking any lock
     async with conns.db.acquire() as conn, conn.transaction():
@@ -124,11 +130,14 @@ async def create_rule(conns: Conns, draft: RuleDraft, position: int | None) -> a
             conditions=draft.conditions,
             actions=draft.actions,
         )
+        await audit.record(conn, by, AuditAction.CREATE, ENTITY, row["id"], after=row)
     logger.info("routing rule created", extra={"rule_id": row["id"]})
     return row
 
 
-async def update_rule(conns: Conns, rule_id: int, changes: Mapping[str, Any]) -> asyncpg.Record:
+async def update_rule(
+    conns: Conns, rule_id: int, changes: Mapping[str, Any], *, by: Agent | None = None
+) -> asyncpg.Record:
     """Change name, enabled, conditions, actions and position (past the end: last); the rule
     is checked whole, as it will be after the change."""
     async with conns.db.acquire() as conn, conn.transaction():
@@ -156,19 +165,22 @@ async def update_rule(conns: Conns, rule_id: int, changes: Mapping[str, Any]) ->
             actions=draft.actions,
         )
         assert updated is not None  # locked above
+        await audit.record(conn, by, AuditAction.UPDATE, ENTITY, rule_id, before=row, after=updated)
     logger.info("routing rule changed", extra={"rule_id": rule_id})
     return updated
 
 
-async def delete_rule(conns: Conns, rule_id: int) -> None:
+async def delete_rule(conns: Conns, rule_id: int, *, by: Agent | None = None) -> None:
     async with conns.db.acquire() as conn, conn.transaction():
         await locks.routing_rules(conn)
-        if not await routing_rules.delete(conn, rule_id):
+        stored = await routing_rules.get_for_update(conn, rule_id)
+        if stored is None or not await routing_rules.delete(conn, rule_id):
             raise _not_found()
+        await audit.record(conn, by, AuditAction.DELETE, ENTITY, rule_id, before=stored)
     logger.info("routing rule deleted", extra={"rule_id": rule_id})
 
 
-async def reorder(conns: Conns, ids: list[int]) -> list[asyncpg.Record]:
+async def reorder(conns: Conns, ids: list[int], *, by: Agent | None = None) -> list[asyncpg.Record]:
     """Put the rules in the order given, which must name every rule exactly once."""
     async with conns.db.acquire() as conn, conn.transaction():
         await locks.routing_rules(conn)
@@ -184,6 +196,8 @@ async def reorder(conns: Conns, ids: list[int]) -> list[asyncpg.Record]:
                 },
             )
         await routing_rules.reorder(conn, ids)
+        order = {"before": {"order": current}, "after": {"order": ids}}
+        await audit.record(conn, by, AuditAction.OTHER, "routing_rule_order", None, **order)
         rows = await routing_rules.list_all(conn)
     logger.info("routing rules reordered", extra={"count": len(ids)})
     return rows

@@ -17,11 +17,15 @@ import asyncpg
 
 from contactcenter.conns import Conns
 from contactcenter.db import Connection
+from contactcenter.domain.agents import Agent
+from contactcenter.domain.audit import AuditAction
 from contactcenter.domain.errors import Conflict, Invalid, NotFound
 from contactcenter.domain.sla_policies import SlaPolicy, apply_changes, draft
+from contactcenter.services import audit
 from contactcenter.store import routing_rules, sla_policies
 
 logger = logging.getLogger(__name__)
+ENTITY = "sla_policy"
 
 # a foreign key a concurrent delete broke after our check: the same answer as the check
 _FOREIGN_KEYS = {
@@ -71,12 +75,15 @@ async def _check_references(conn: Connection, policy: SlaPolicy) -> None:
         )
 
 
-async def create(conns: Conns, values: dict[str, Any]) -> asyncpg.Record:
+async def create(
+    conns: Conns, values: dict[str, Any], *, by: Agent | None = None
+) -> asyncpg.Record:
     policy = draft(values)
     try:
         async with conns.db.acquire() as conn, conn.transaction():
             await _check_references(conn, policy)
             row = await sla_policies.insert(conn, policy)
+            await audit.record(conn, by, AuditAction.CREATE, ENTITY, row["id"], after=row)
     except asyncpg.UniqueViolationError:
         raise _exists() from None
     except asyncpg.ForeignKeyViolationError as error:
@@ -85,7 +92,9 @@ async def create(conns: Conns, values: dict[str, Any]) -> asyncpg.Record:
     return row
 
 
-async def update(conns: Conns, policy_id: int, changes: dict[str, Any]) -> asyncpg.Record:
+async def update(
+    conns: Conns, policy_id: int, changes: dict[str, Any], *, by: Agent | None = None
+) -> asyncpg.Record:
     try:
         async with conns.db.acquire() as conn, conn.transaction():
             stored = await sla_policies.get_for_update(conn, policy_id)
@@ -95,6 +104,9 @@ async def update(conns: Conns, policy_id: int, changes: dict[str, Any]) -> async
             await _check_references(conn, policy)
             row = await sla_policies.update(conn, policy)
             assert row is not None  # locked above
+            await audit.record(
+                conn, by, AuditAction.UPDATE, ENTITY, policy_id, before=stored, after=row
+            )
     except asyncpg.UniqueViolationError:
         raise _exists() from None
     except asyncpg.ForeignKeyViolationError as error:
@@ -103,13 +115,15 @@ async def update(conns: Conns, policy_id: int, changes: dict[str, Any]) -> async
     return row
 
 
-async def delete(conns: Conns, policy_id: int) -> None:
+async def delete(conns: Conns, policy_id: int, *, by: Agent | None = None) -> None:
     try:
         async with conns.db.acquire() as conn, conn.transaction():
-            if await sla_policies.get_for_update(conn, policy_id) is None:
+            stored = await sla_policies.get_for_update(conn, policy_id)
+            if stored is None:
                 raise _not_found()
             await _refuse_in_use(conn, policy_id)
             await sla_policies.delete(conn, policy_id)
+            await audit.record(conn, by, AuditAction.DELETE, ENTITY, policy_id, before=stored)
     except asyncpg.ForeignKeyViolationError:  # something named it at the same moment
         raise Conflict("something uses this SLA policy", code="sla_policy_in_use") from None
     logger.info("sla policy deleted", extra={"sla_policy_id": policy_id})

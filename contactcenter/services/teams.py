@@ -21,10 +21,13 @@ import asyncpg
 from contactcenter import jobs
 from contactcenter.conns import Conns
 from contactcenter.db import Connection
+from contactcenter.domain.agents import Agent
+from contactcenter.domain.audit import AuditAction
 from contactcenter.domain.enums import AssignStrategy, Presence, Role
 from contactcenter.domain.errors import Conflict, Invalid, NotFound
 from contactcenter.domain.identities import normalise_email
 from contactcenter.domain.skills import normalise_skills
+from contactcenter.services import audit
 from contactcenter.services.agents import hash_token, new_token
 from contactcenter.store import agents, routing_rules, teams
 
@@ -97,7 +100,9 @@ async def _check_overflow(conn: Connection, team_id: int | None, target: int | N
         )
 
 
-async def create_team(conns: Conns, values: dict[str, Any]) -> asyncpg.Record:
+async def create_team(
+    conns: Conns, values: dict[str, Any], *, by: Agent | None = None
+) -> asyncpg.Record:
     settings = {**TEAM_DEFAULTS, **{k: values[k] for k in TEAM_FIELDS if k in values}}
     settings["skills"] = list(normalise_skills(settings["skills"]))
     _complete_overflow(settings)
@@ -110,6 +115,7 @@ async def create_team(conns: Conns, values: dict[str, Any]) -> asyncpg.Record:
             if values.get("is_default"):
                 await teams.make_default(conn, team_id)
             row = await teams.view(conn, team_id)
+            await audit.record(conn, by, AuditAction.CREATE, "team", team_id, after=row)
     except asyncpg.UniqueViolationError as error:
         raise _team_exists(error) from None
     assert row is not None
@@ -128,7 +134,9 @@ def _merge_team(stored: asyncpg.Record, changes: dict[str, Any]) -> dict[str, An
     return settings
 
 
-async def update_team(conns: Conns, team_id: int, changes: dict[str, Any]) -> asyncpg.Record:
+async def update_team(
+    conns: Conns, team_id: int, changes: dict[str, Any], *, by: Agent | None = None
+) -> asyncpg.Record:
     wanted_default = changes.get("is_default")
     try:
         async with conns.db.acquire() as conn, conn.transaction():
@@ -137,6 +145,7 @@ async def update_team(conns: Conns, team_id: int, changes: dict[str, Any]) -> as
             stored = await teams.get_for_update(conn, team_id)
             if stored is None:
                 raise _team_not_found()
+            before = await teams.view(conn, team_id)
             settings = _merge_team(stored, changes)
             if settings["overflow_team_id"] != stored["overflow_team_id"]:
                 await _check_overflow(conn, team_id, settings["overflow_team_id"])
@@ -149,6 +158,9 @@ async def update_team(conns: Conns, team_id: int, changes: dict[str, Any]) -> as
             if wanted_default and not stored["is_default"]:
                 await teams.make_default(conn, team_id)
             row = await teams.view(conn, team_id)
+            await audit.record(
+                conn, by, AuditAction.UPDATE, "team", team_id, before=before, after=row
+            )
     except asyncpg.UniqueViolationError as error:
         raise _team_exists(error) from None
     assert row is not None
@@ -158,7 +170,7 @@ async def update_team(conns: Conns, team_id: int, changes: dict[str, Any]) -> as
     return row
 
 
-async def delete_team(conns: Conns, team_id: int) -> None:
+async def delete_team(conns: Conns, team_id: int, *, by: Agent | None = None) -> None:
     try:
         async with conns.db.acquire() as conn, conn.transaction():
             stored = await teams.get_for_update(conn, team_id)
@@ -170,7 +182,9 @@ async def delete_team(conns: Conns, team_id: int) -> None:
                     code="default_team",
                 )
             await _refuse_team_in_use(conn, team_id)
+            before = await teams.view(conn, team_id)
             await teams.delete(conn, team_id)
+            await audit.record(conn, by, AuditAction.DELETE, "team", team_id, before=before)
     except (asyncpg.ForeignKeyViolationError, asyncpg.CheckViolationError):
         # a conversation routed to it, or a team set to overflow to it, at the same moment
         raise Conflict("the team is in use", code="team_in_use") from None
@@ -193,7 +207,9 @@ async def _refuse_team_in_use(conn: Connection, team_id: int) -> None:
         )
 
 
-async def replace_members(conns: Conns, team_id: int, agent_ids: list[int]) -> asyncpg.Record:
+async def replace_members(
+    conns: Conns, team_id: int, agent_ids: list[int], *, by: Agent | None = None
+) -> asyncpg.Record:
     wanted = sorted(set(agent_ids))
     try:
         async with conns.db.acquire() as conn, conn.transaction():
@@ -203,6 +219,9 @@ async def replace_members(conns: Conns, team_id: int, agent_ids: list[int]) -> a
             before = await teams.view(conn, team_id)
             await teams.replace_members(conn, team_id, wanted)
             row = await teams.view(conn, team_id)
+            await audit.record(
+                conn, by, AuditAction.UPDATE, "team", team_id, before=before, after=row
+            )
     except asyncpg.ForeignKeyViolationError:  # an agent removed at the same moment
         raise Invalid("an agent is unknown", code="unknown_agent") from None
     assert before is not None and row is not None
@@ -234,7 +253,9 @@ def _channel_capacity(raw: Mapping[str, int | None]) -> dict[str, int]:
     return {channel: limit for channel, limit in raw.items() if limit is not None}
 
 
-async def create_agent(conns: Conns, values: dict[str, Any]) -> NewAgent:
+async def create_agent(
+    conns: Conns, values: dict[str, Any], *, by: Agent | None = None
+) -> NewAgent:
     email = normalise_email(values["email"])
     skills = list(normalise_skills(values.get("skills") or ()))
     team_ids = values.get("team_ids")
@@ -258,6 +279,7 @@ async def create_agent(conns: Conns, values: dict[str, Any]) -> NewAgent:
             )
             await agents.replace_teams(conn, agent_id, team_ids)
             row = await agents.view(conn, agent_id)
+            await audit.record(conn, by, AuditAction.CREATE, "agent", agent_id, after=row)
     except asyncpg.UniqueViolationError:
         raise Conflict(f"an agent with e-mail {email} exists", code="agent_exists") from None
     except asyncpg.ForeignKeyViolationError:  # a team deleted at the same moment
@@ -279,7 +301,9 @@ def _adds_capacity(before: Mapping[str, Any], after: Mapping[str, Any]) -> bool:
     return False
 
 
-async def update_agent(conns: Conns, agent_id: int, changes: dict[str, Any]) -> asyncpg.Record:
+async def update_agent(
+    conns: Conns, agent_id: int, changes: dict[str, Any], *, by: Agent | None = None
+) -> asyncpg.Record:
     demoting = changes.get("role", Role.ADMIN) != Role.ADMIN
     try:
         async with conns.db.acquire() as conn, conn.transaction():
@@ -288,6 +312,7 @@ async def update_agent(conns: Conns, agent_id: int, changes: dict[str, Any]) -> 
                 raise NotFound("no such agent", code="agent_not_found")
             if demoting and admin_ids == [agent_id]:
                 raise Conflict("this is the last admin", code="last_admin")
+            before = await agents.view(conn, agent_id)
             settings = {k: stored[k] for k in AGENT_FIELDS}
             settings.update({k: changes[k] for k in AGENT_FIELDS if k in changes})
             settings["skills"] = list(normalise_skills(settings["skills"]))
@@ -299,6 +324,9 @@ async def update_agent(conns: Conns, agent_id: int, changes: dict[str, Any]) -> 
                 _refuse_unknown(wanted, await teams.existing(conn, wanted), "unknown_team")
                 await agents.replace_teams(conn, agent_id, wanted)
             row = await agents.view(conn, agent_id)
+            await audit.record(
+                conn, by, AuditAction.UPDATE, "agent", agent_id, before=before, after=row
+            )
     except asyncpg.ForeignKeyViolationError:
         raise Invalid("a team is unknown", code="unknown_team") from None
     assert row is not None

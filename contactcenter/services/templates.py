@@ -21,6 +21,8 @@ import asyncpg
 from contactcenter.conns import Conns
 from contactcenter.db import Executor
 from contactcenter.domain import care
+from contactcenter.domain.agents import Agent
+from contactcenter.domain.audit import AuditAction
 from contactcenter.domain.enums import Channel
 from contactcenter.domain.errors import Conflict, Invalid, NotFound
 from contactcenter.domain.sla_policies import is_one_line
@@ -34,10 +36,12 @@ from contactcenter.domain.templates import (
     pick,
     render,
 )
+from contactcenter.services import audit
 from contactcenter.store import care_settings
 from contactcenter.store import templates as store
 
 logger = logging.getLogger(__name__)
+ENTITY = "template"
 
 FIELDS = ("purpose", "channel", "locale", "subject", "body_text", "body_html")
 REQUIRED = ("purpose", "channel", "locale", "body_text")
@@ -149,18 +153,23 @@ def _exists(template: Template) -> Conflict:
     )
 
 
-async def create(conns: Conns, values: Mapping[str, Any]) -> asyncpg.Record:
+async def create(
+    conns: Conns, values: Mapping[str, Any], *, by: Agent | None = None
+) -> asyncpg.Record:
     template = draft(values)
     try:
         async with conns.db.acquire() as conn, conn.transaction():
             row = await store.insert(conn, template)
+            await audit.record(conn, by, AuditAction.CREATE, ENTITY, row["id"], after=row)
     except asyncpg.UniqueViolationError:
         raise _exists(template) from None
     logger.info("template created", extra={"template_id": row["id"]})
     return row
 
 
-async def update(conns: Conns, template_id: int, changes: Mapping[str, Any]) -> asyncpg.Record:
+async def update(
+    conns: Conns, template_id: int, changes: Mapping[str, Any], *, by: Agent | None = None
+) -> asyncpg.Record:
     """The template with the change (a field left out keeps its value; subject and body_html
     set to null are removed), checked whole."""
     template: Template | None = None
@@ -173,6 +182,9 @@ async def update(conns: Conns, template_id: int, changes: Mapping[str, Any]) -> 
             template = check(replace(store.template_from_row(stored), **given))
             row = await store.update(conn, template)
             assert row is not None  # locked above
+            await audit.record(
+                conn, by, AuditAction.UPDATE, ENTITY, template_id, before=stored, after=row
+            )
     except asyncpg.UniqueViolationError:
         assert template is not None
         raise _exists(template) from None
@@ -180,10 +192,12 @@ async def update(conns: Conns, template_id: int, changes: Mapping[str, Any]) -> 
     return row
 
 
-async def delete(conns: Conns, template_id: int) -> None:
+async def delete(conns: Conns, template_id: int, *, by: Agent | None = None) -> None:
     async with conns.db.acquire() as conn, conn.transaction():
-        if not await store.delete(conn, template_id):
+        stored = await store.get_for_update(conn, template_id)
+        if stored is None or not await store.delete(conn, template_id):
             raise _not_found()
+        await audit.record(conn, by, AuditAction.DELETE, ENTITY, template_id, before=stored)
     logger.info("template deleted", extra={"template_id": template_id})
 
 
