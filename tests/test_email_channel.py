@@ -19,6 +19,7 @@ from arq.worker import Worker
 
 from channels.email.intake import Taken
 from channels.email.listener import MailboxListener
+from contactcenter.aio import cancel_and_wait
 from contactcenter.conns import Conns
 from contactcenter.domain.enums import Role
 from contactcenter.domain.mailboxes import Mailbox
@@ -86,9 +87,7 @@ async def listening(conns: Conns, mailbox: Mailbox) -> AsyncIterator[MailboxList
         await asyncio.wait_for(listener.idle.wait(), 15)
         yield listener
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await cancel_and_wait(task)
 
 
 async def email_messages(db: asyncpg.Pool) -> list[asyncpg.Record]:
@@ -229,9 +228,7 @@ async def test_a_mail_listen_process_killed_mid_stream_misses_nothing_and_takes_
         await eventually(count_at_least(db, 12))
         await asyncio.wait_for(listener.idle.wait(), 15)
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await cancel_and_wait(task)
     taken = [r["external_id"] for r in await email_messages(db)]
     assert sorted(taken) == sorted(ids)
     # the restart began exactly where the killed process had committed: nothing taken twice

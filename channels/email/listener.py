@@ -27,6 +27,7 @@ import aioimaplib
 from redis.exceptions import RedisError
 
 from channels.email.intake import Taken, take
+from contactcenter.aio import cancel_and_wait
 from contactcenter.conns import Conns
 from contactcenter.domain.mailboxes import Mailbox, Security
 from contactcenter.services import email_intake
@@ -149,9 +150,8 @@ class MailboxListener:
         try:
             done, _ = await asyncio.wait({session, holder}, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            for task in (session, holder):
-                task.cancel()
-            await asyncio.gather(session, holder, return_exceptions=True)
+            # a cancellation swallowed inside the session must not keep this waiting forever
+            await cancel_and_wait(session, holder)
         if session not in done:
             raise LeaseLost(self.lease.key)
         session.result()  # a session ends only by an error: raise it

@@ -10,6 +10,7 @@ import uuid
 
 from channels.email.listener import MailboxListener
 from contactcenter import db
+from contactcenter.aio import cancel_and_wait
 from contactcenter.conns import Conns, create_redis
 from contactcenter.domain.mailboxes import Mailbox
 from contactcenter.services import mailboxes
@@ -33,9 +34,7 @@ class MailListeners:
         wanted = {m.id: m for m in await mailboxes.listening(self.conns)}
         for mailbox_id, (mailbox, _, task) in list(self.running.items()):
             if wanted.get(mailbox_id) != mailbox:  # removed, disabled or changed
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+                await cancel_and_wait(task)
                 del self.running[mailbox_id]
         for mailbox_id, mailbox in wanted.items():
             if mailbox_id not in self.running:
@@ -45,11 +44,7 @@ class MailListeners:
                 logger.info("listening", extra={"mailbox_id": mailbox_id, "mailbox": mailbox.name})
 
     async def stop(self) -> None:
-        for _, _, task in self.running.values():
-            task.cancel()
-        await asyncio.gather(
-            *(task for _, _, task in self.running.values()), return_exceptions=True
-        )
+        await cancel_and_wait(*(task for _, _, task in self.running.values()))
         self.running.clear()
 
 
