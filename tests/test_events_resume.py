@@ -125,12 +125,17 @@ async def test_events_published_while_reconnecting_arrive_once_and_in_order(
     last = await receive(socket)
     await socket.close()
 
+    some_published = asyncio.Event()
+
     async def publish_many() -> None:
         for number in range(1, 301):
             await publish(conns, number, team_id=desk["team"])
+            if number == 50:
+                some_published.set()
 
     publishing = asyncio.create_task(publish_many())
-    await asyncio.sleep(0)  # let some be published before the socket opens
+    # the first 50 go out before the socket opens, the rest while it replays and goes live
+    await asyncio.wait_for(some_published.wait(), 10)
     again, _ = await connect(client, desk["token"], f"?after={last['id']}")
     received = [await receive(again) for _ in range(300)]
     await publishing

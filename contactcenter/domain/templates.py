@@ -254,8 +254,13 @@ def render(template: Template, values: Mapping[str, str]) -> Rendered:
     if template.subject is not None:
         subject = " ".join(_render(_TEXT, template.subject, values).split())[:MAX_SUBJECT_CHARS]
     html = None if template.body_html is None else _render(_HTML, template.body_html, values)
-    text = _render(_TEXT, template.body_text, values).strip()
-    return Rendered(subject=subject, text=text, html=html)
+    return Rendered(subject=subject, text=render_text(template.body_text, values), html=html)
+
+
+def render_text(source: str, values: Mapping[str, str]) -> str:
+    """A plain-text source (a template's body, a canned response) filled with `values`;
+    RenderFailed when it cannot be."""
+    return _render(_TEXT, source, values).strip()
 
 
 def _language(locale: str) -> str:

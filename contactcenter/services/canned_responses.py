@@ -27,11 +27,9 @@ from contactcenter.domain.audit import AuditAction
 from contactcenter.domain.errors import Conflict, Invalid, NotFound
 from contactcenter.domain.sla_policies import is_one_line
 from contactcenter.domain.templates import (
-    Purpose,
     RenderFailed,
-    Template,
     check_source,
-    render,
+    render_text,
 )
 from contactcenter.services import audit
 from contactcenter.services.templates import normalise_locale
@@ -233,12 +231,8 @@ async def render_for(conns: Conns, agent: Agent, response_id: int, conversation_
         if locale is None:
             locale = (await care_settings.load(conn)).default_locale
     values = care.placeholder_values(name=contact["name"], locale=locale, agent=agent.name)
-    # rendered as the text of a template (render() reads only its texts, not its purpose)
-    template = Template(
-        purpose=Purpose.AUTO_REPLY, channel="", locale=locale, body_text=row["body_text"]
-    )
     try:
-        return render(template, values).text
+        return render_text(row["body_text"], values)
     except RenderFailed as error:
         raise Invalid(
             f"the canned response does not render: {error}", code="render_failed", details={}

@@ -33,7 +33,7 @@ from contactcenter.domain import care
 from contactcenter.domain.care import CareKind, CareSettings, CareStatus, Reach, SkipReason
 from contactcenter.domain.enums import Channel, ConversationStatus
 from contactcenter.domain.errors import Invalid
-from contactcenter.domain.templates import Purpose, RenderFailed, render
+from contactcenter.domain.templates import Purpose, Rendered, RenderFailed, render
 from contactcenter.services import assignment, email_replies, sms_outbound, surveys, templates
 from contactcenter.store import care as store
 from contactcenter.store import care_settings, conversations, messages, teams
@@ -155,9 +155,40 @@ async def _decide(conn: Connection, conns: Conns, row: asyncpg.Record, now: date
         has_phone=contact["has_phone"],
     )
     locale = contact["locale"] or settings.default_locale
-    if row["kind"] == CareKind.BIRTHDAY:
-        return await _birthday(conn, conns, row, contact, reach, locale, settings, now)
-    return await _follow_up(conn, conns, row, contact, reach, locale, settings, now)
+    try:
+        if row["kind"] == CareKind.BIRTHDAY:
+            return await _birthday(conn, conns, row, contact, reach, locale, settings, now)
+        return await _follow_up(conn, conns, row, contact, reach, locale, settings, now)
+    except _Undeliverable as refused:
+        return await _finish(conn, row, now, refused.status, refused.reason)
+
+
+class _Undeliverable(Exception):
+    """The message cannot be made (no template, or one that fails): the send ends so."""
+
+    def __init__(self, status: CareStatus, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+async def _render_care(
+    conn: Connection,
+    purpose: Purpose,
+    channel: str,
+    locale: str,
+    settings: CareSettings,
+    **values: str | None,
+) -> Rendered:
+    """The care message for the customer's locale, its salutation in the template's language
+    (a fallback may be another than theirs); _Undeliverable when there is none to render."""
+    template = await templates.load_for(conn, purpose, channel, locale, settings.default_locale)
+    if template is None:
+        raise _Undeliverable(CareStatus.SKIPPED, SkipReason.NO_TEMPLATE)
+    try:
+        return render(template, care.placeholder_values(locale=template.locale, **values))
+    except RenderFailed:
+        raise _Undeliverable(CareStatus.FAILED, "template_failed") from None
 
 
 async def _finish(
@@ -190,16 +221,9 @@ async def _birthday(
     channel, refused = care.greeting_channel(reach)
     if channel is None:
         return await _finish(conn, row, now, CareStatus.SKIPPED, refused)
-    template = await templates.load_for(
-        conn, Purpose.BIRTHDAY, channel, locale, settings.default_locale
+    rendered = await _render_care(
+        conn, Purpose.BIRTHDAY, channel, locale, settings, name=contact["name"]
     )
-    if template is None:
-        return await _finish(conn, row, now, CareStatus.SKIPPED, SkipReason.NO_TEMPLATE)
-    values = care.placeholder_values(name=contact["name"], locale=template.locale)
-    try:
-        rendered = render(template, values)
-    except RenderFailed:
-        return await _finish(conn, row, now, CareStatus.FAILED, "template_failed")
     opened = await store.open_conversation(
         conn,
         contact_id=contact["id"],
@@ -293,25 +317,18 @@ async def _follow_up(
     refused = care.follow_up_refusal(channel, reach)
     if refused is not None:
         return await _finish(conn, row, now, CareStatus.SKIPPED, refused)
-    template = await templates.load_for(
-        conn, Purpose.FOLLOW_UP, channel, locale, settings.default_locale
-    )
-    if template is None:
-        return await _finish(conn, row, now, CareStatus.SKIPPED, SkipReason.NO_TEMPLATE)
-    values = care.placeholder_values(
+    by_sms = channel == Channel.SMS
+    rendered = await _render_care(
+        conn,
+        Purpose.FOLLOW_UP,
+        channel,
+        locale,
+        settings,
         name=contact["name"],
-        # the salutation in the template's language (a fallback may be another than theirs)
-        locale=template.locale,
         agent=await store.agent_name(conn, conversation["id"], conversation["assignee_id"]),
-        survey_link=None
-        if channel == Channel.SMS
-        else surveys.survey_link(conns.settings, row["id"]),
-        reply_digits=REPLY_DIGITS if channel == Channel.SMS else None,
+        survey_link=None if by_sms else surveys.survey_link(conns.settings, row["id"]),
+        reply_digits=REPLY_DIGITS if by_sms else None,
     )
-    try:
-        rendered = render(template, values)
-    except RenderFailed:
-        return await _finish(conn, row, now, CareStatus.FAILED, "template_failed")
     return await _queue_message(conn, conns, row, conversation, rendered, channel, locale, now)
 
 
@@ -320,7 +337,7 @@ async def _queue_message(
     conns: Conns,
     row: asyncpg.Record,
     conversation: asyncpg.Record,
-    rendered: Any,
+    rendered: Rendered,
     channel: str,
     locale: str,
     now: datetime,

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
+import asyncpg
 from redis.exceptions import RedisError
 
 from contactcenter import events, jobs
@@ -260,7 +261,8 @@ async def _fire_in_transaction(
     conn: Connection, conversation_id: int, now: datetime
 ) -> Moved | None:
     # the conversation first, then its clocks: the order every change takes them in
-    if await conversations.get_for_update(conn, conversation_id) is None:
+    locked = await conversations.get_for_update(conn, conversation_id)
+    if locked is None:
         return None
     stored = await store.get_for_update(conn, conversation_id)
     if stored is None:
@@ -272,7 +274,7 @@ async def _fire_in_transaction(
         return None
     policy, calendar = loaded
     moved = Moved()
-    fired = await _act_on_due(conn, conversation_id, stored, policy, now, moved)
+    fired = await _act_on_due(conn, conversation_id, stored, policy, now, moved, locked)
     if fired == stored.fired:
         # a stale timer: the clocks moved on (and were saved with their next timer then)
         pending = sla.pending_timers(stored.clocks, stored.fired)
@@ -290,14 +292,16 @@ async def _act_on_due(
     policy: SlaPolicy,
     now: datetime,
     moved: Moved,
+    locked: asyncpg.Record | None = None,
 ) -> frozenset[str]:
     """Every timer due by `now` and not yet acted on: its sla_events row, and a breach's
-    escalation; what fired goes into `moved`. The keys of the timers acted on after it."""
+    escalation; what fired goes into `moved`. The keys of the timers acted on after it. The
+    caller holds the conversation's lock (`locked`: the row it read taking it)."""
     due = [t for t in sla.pending_timers(stored.clocks, stored.fired) if t.due_at <= now]
     if not due:
         return stored.fired
-    row = await conversations.get_for_update(conn, conversation_id)
-    assert row is not None  # the caller holds it
+    row = locked or await conversations.get_for_update(conn, conversation_id)
+    assert row is not None
     conversation = dict(row)
     moved.assignee_id = conversation["assignee_id"]
     for timer in due:

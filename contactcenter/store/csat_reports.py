@@ -21,9 +21,16 @@ from typing import Any
 import asyncpg
 
 from contactcenter.db import Executor
+from contactcenter.store import grouping_sets
 
 # GROUPING(tier, channel, agent_id, team_id): a bit per column left out of the row's grouping
 _OVERALL, _BY_TIER, _BY_CHANNEL, _BY_AGENT, _BY_TEAM = 0b1111, 0b0111, 0b1011, 0b1101, 0b1110
+GROUPS = {
+    "by_tier": (_BY_TIER, ("tier",)),
+    "by_channel": (_BY_CHANNEL, ("channel",)),
+    "by_agent": (_BY_AGENT, ("agent_id", "agent_name")),
+    "by_team": (_BY_TEAM, ("team_id", "team_name")),
+}
 
 CSAT_REPORT = """
 WITH scoped AS (
@@ -89,19 +96,4 @@ async def csat_report(db: Executor, query: CsatReportQuery) -> dict[str, Any]:
         query.agent_id,
         query.team_id,
     )
-    report: dict[str, Any] = {"by_tier": [], "by_channel": [], "by_agent": [], "by_team": []}
-    for row in rows:
-        grouping = row["grouping"]
-        if grouping == _OVERALL:
-            report["overall"] = _block(row)
-        elif grouping == _BY_TIER:
-            report["by_tier"].append({"tier": row["tier"], **_block(row)})
-        elif grouping == _BY_CHANNEL:
-            report["by_channel"].append({"channel": row["channel"], **_block(row)})
-        elif grouping == _BY_AGENT:
-            agent = {"agent_id": row["agent_id"], "agent_name": row["agent_name"]}
-            report["by_agent"].append({**agent, **_block(row)})
-        elif grouping == _BY_TEAM:
-            team = {"team_id": row["team_id"], "team_name": row["team_name"]}
-            report["by_team"].append({**team, **_block(row)})
-    return report
+    return grouping_sets.split(rows, _OVERALL, GROUPS, _block)

@@ -29,9 +29,15 @@ from typing import Any
 import asyncpg
 
 from contactcenter.db import Executor
+from contactcenter.store import grouping_sets
 
 # GROUPING(tier, channel, team_id): a bit per column left out of the row's grouping set
 _OVERALL, _BY_TIER, _BY_CHANNEL, _BY_TEAM = 0b111, 0b011, 0b101, 0b110
+GROUPS = {
+    "by_tier": (_BY_TIER, ("tier",)),
+    "by_channel": (_BY_CHANNEL, ("channel",)),
+    "by_team": (_BY_TEAM, ("team_id", "team_name")),
+}
 
 SLA_REPORT = """
 WITH next_breaches AS (
@@ -150,16 +156,4 @@ async def sla_report(db: Executor, query: SlaReportQuery, now: datetime) -> dict
     rows = await db.fetch(
         SLA_REPORT, query.start, query.end, now, query.tier, query.channel, query.team_id
     )
-    report: dict[str, Any] = {"by_tier": [], "by_channel": [], "by_team": []}
-    for row in rows:
-        grouping = row["grouping"]
-        if grouping == _OVERALL:
-            report["overall"] = _block(row)
-        elif grouping == _BY_TIER:
-            report["by_tier"].append({"tier": row["tier"], **_block(row)})
-        elif grouping == _BY_CHANNEL:
-            report["by_channel"].append({"channel": row["channel"], **_block(row)})
-        elif grouping == _BY_TEAM:
-            team = {"team_id": row["team_id"], "team_name": row["team_name"]}
-            report["by_team"].append({**team, **_block(row)})
-    return report
+    return grouping_sets.split(rows, _OVERALL, GROUPS, _block)
