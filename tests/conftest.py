@@ -29,6 +29,7 @@ from contactcenter.scratch import scratch_database
 from contactcenter.settings import Settings
 from tests.helpers import bearer, make_agent, make_worker, stop_worker
 from tests.mailservers import imap_server, smtp_server  # noqa: F401  (fixtures)
+from tests.openapi_check import OpenApiChecker
 from tests.twilio_fake import twilio_client, twilio_fake  # noqa: F401  (fixtures)
 
 TABLES = (
@@ -125,10 +126,15 @@ def conns(db: asyncpg.Pool, redis: ArqRedis, settings: Settings) -> Conns:
 @pytest.fixture
 async def client(
     aiohttp_client: Callable[..., Awaitable[TestClient[Any, Any]]], settings: Settings
-) -> TestClient[Any, Any]:
-    """The real web app on a real socket."""
-    return await aiohttp_client(
-        create_app(settings), server_kwargs={"access_log_class": AccessLogger}
+) -> AsyncIterator[TestClient[Any, Any]]:
+    """The real web app on a real socket. Every request it serves is checked against the
+    app's OpenAPI document (tests/openapi_check.py); what does not fit fails the test."""
+    app = create_app(settings)
+    checker = OpenApiChecker()
+    app.middlewares.insert(0, checker.middleware)
+    yield await aiohttp_client(app, server_kwargs={"access_log_class": AccessLogger})
+    assert not checker.problems, "responses that do not fit /v1/openapi.json:\n" + "\n".join(
+        checker.problems
     )
 
 

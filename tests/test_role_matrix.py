@@ -312,6 +312,7 @@ MATRIX: tuple[Row, ...] = (
     # operations
     Row("GET", "/healthz", PUBLIC),
     Row("GET", "/readyz", PUBLIC),
+    Row("GET", "/v1/openapi.json", PUBLIC),
     Row("GET", "/metrics", READERS, fixed("/metrics")),
     # the inbox
     Row("GET", "/v1/inbox", ANY, fixed("/v1/inbox?view=all")),
@@ -539,7 +540,7 @@ async def test_public_routes_need_no_agent_token_and_take_none_as_a_visitor(
 ) -> None:
     admin = world.tokens["admin"]
     # the probes answer anyone
-    for path in ("/healthz", "/readyz"):
+    for path in ("/healthz", "/readyz", "/v1/openapi.json"):
         assert (await client.get(path)).status == 200
     # a visitor starts a chat without any token; an agent's token is not a visitor's
     chat = await start_chat(client)

@@ -3,6 +3,7 @@ them (admins write, supervisors read)."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any
 
 import asyncpg
@@ -12,6 +13,7 @@ from pydantic import AfterValidator, Field, StrictBool, StrictInt
 from contactcenter.api.auth import require_agent
 from contactcenter.api.errors import ApiError
 from contactcenter.api.keys import CONNS
+from contactcenter.api.openapi import Page, View, documented
 from contactcenter.api.parsing import MAX_ID, Body, CleanStr, Patch, path_id, read_json
 from contactcenter.api.serialize import jsonable
 from contactcenter.domain.enums import AssignStrategy, Role
@@ -60,16 +62,34 @@ class MembersBody(Body):
     agent_ids: Annotated[list[Id], Field(max_length=MAX_MEMBERS)]
 
 
+class TeamView(View):
+    id: int
+    name: str
+    is_default: bool
+    skills: list[str]
+    strategy: AssignStrategy
+    sticky_wait_seconds: int
+    sticky_last_agent: bool
+    overflow_team_id: int | None
+    overflow_after_seconds: int | None
+    created_at: datetime
+    updated_at: datetime
+    agent_ids: list[int]
+    waiting_count: int
+
+
 def _view(row: asyncpg.Record) -> dict[str, Any]:
     return dict(jsonable(dict(row)))
 
 
+@documented("List teams", access="readers", responses={200: Page[TeamView]})
 async def list_teams(request: web.Request) -> web.Response:
     await require_agent(request, roles=READERS)
     rows = await teams.list_views(request.app[CONNS].db)
     return web.json_response({"items": [_view(r) for r in rows], "next_cursor": None})
 
 
+@documented("Create a team", access="admin", body=TeamBody, responses={201: TeamView})
 async def create_team(request: web.Request) -> web.Response:
     by = await require_agent(request, roles=WRITERS)
     body = await read_json(request, TeamBody)
@@ -77,6 +97,7 @@ async def create_team(request: web.Request) -> web.Response:
     return web.json_response(_view(row), status=201)
 
 
+@documented("A team", access="readers", responses={200: TeamView})
 async def get_team(request: web.Request) -> web.Response:
     await require_agent(request, roles=READERS)
     row = await teams.view(request.app[CONNS].db, path_id(request))
@@ -85,6 +106,7 @@ async def get_team(request: web.Request) -> web.Response:
     return web.json_response(_view(row))
 
 
+@documented("Change a team", access="admin", body=TeamPatch, responses={200: TeamView})
 async def update_team(request: web.Request) -> web.Response:
     by = await require_agent(request, roles=WRITERS)
     team_id = path_id(request)
@@ -95,12 +117,18 @@ async def update_team(request: web.Request) -> web.Response:
     return web.json_response(_view(row))
 
 
+@documented(
+    "Delete a team (not the default, nor one with conversations)",
+    access="admin",
+    responses={204: None},
+)
 async def delete_team(request: web.Request) -> web.Response:
     by = await require_agent(request, roles=WRITERS)
     await service.delete_team(request.app[CONNS], path_id(request), by=by)
     return web.Response(status=204)
 
 
+@documented("Replace a team's members", access="admin", body=MembersBody, responses={200: TeamView})
 async def replace_members(request: web.Request) -> web.Response:
     by = await require_agent(request, roles=WRITERS)
     team_id = path_id(request)

@@ -28,6 +28,7 @@ from contactcenter.api import (
     contact_merge,
     contacts,
     inbox,
+    openapi,
     ops,
     realtime,
     reports,
@@ -83,6 +84,7 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> web.Application
     app.cleanup_ctx.append(resources)
     app.on_shutdown.append(close_sockets)
     ops.setup_routes(app)
+    openapi.setup_routes(app)
     inbox.setup_routes(app)
     realtime.setup_routes(app)
     admin_channels.setup_routes(app)

@@ -7,6 +7,7 @@ it needs a supervisor's or admin's token (Prometheus: `authorization: {credentia
 from __future__ import annotations
 
 import asyncio
+from typing import Literal
 
 from aiohttp import web
 
@@ -14,16 +15,36 @@ from contactcenter import metrics
 from contactcenter.api.auth import require_agent
 from contactcenter.api.errors import error_response
 from contactcenter.api.keys import CONNS
+from contactcenter.api.openapi import Error, Media, View, documented
 from contactcenter.domain.enums import Role
 
 READY_TIMEOUT_SECONDS = 2.0
 METRICS_READERS = (Role.SUPERVISOR, Role.ADMIN)
 
 
+class Health(View):
+    status: Literal["ok"]
+
+
+class Ready(View):
+    status: Literal["ready"]
+    checks: dict[str, str]
+
+
+@documented("Is the process alive", access="public", responses={200: Health}, tag="operations")
 async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
 
+@documented(
+    "Are PostgreSQL and Redis reachable",
+    access="public",
+    responses={
+        200: Ready,
+        503: Media("application/json", Error, "not_ready: details.checks names what failed"),
+    },
+    tag="operations",
+)
 async def readyz(request: web.Request) -> web.Response:
     conns = request.app[CONNS]
     checks: dict[str, str] = {}
@@ -50,6 +71,12 @@ async def readyz(request: web.Request) -> web.Response:
     )
 
 
+@documented(
+    "Metrics in the Prometheus text format",
+    access="readers",
+    responses={200: Media(metrics.CONTENT_TYPE.split(";")[0], {"type": "string"})},
+    tag="operations",
+)
 async def prometheus_metrics(request: web.Request) -> web.Response:
     await require_agent(request, roles=METRICS_READERS)
     body = await metrics.render(request.app[CONNS])
