@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import inspect
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any, Generic, Literal, TypeVar
@@ -188,7 +188,7 @@ def build(app: web.Application, *, server_url: str | None = None) -> dict[str, A
         for method, path, handler in documented_routes(app)
     ]
     found = [(m, p, op, name) for m, p, op, name in operations if op is not None]
-    schemas, ref_of = _schemas(op for _, _, op, _ in found)
+    schemas, ref_of = _schemas(op for _, _, op, _ in found if op is not None)
     paths: dict[str, dict[str, Any]] = {}
     for method, path, operation, name in found:
         assert operation is not None
@@ -237,13 +237,14 @@ def _models(operation: Operation) -> list[tuple[type[BaseModel], JsonSchemaMode]
 RefOf = dict[tuple[type[BaseModel], JsonSchemaMode], dict[str, Any]]
 
 
-def _schemas(operations: Any) -> tuple[dict[str, Any], RefOf]:
+def _schemas(operations: Iterable[Operation]) -> tuple[dict[str, Any], RefOf]:
     wanted: dict[tuple[type[BaseModel], JsonSchemaMode], None] = {(Error, "serialization"): None}
     for operation in operations:
         for pair in _models(operation):
             wanted[pair] = None
     ref_of, definitions = models_json_schema(list(wanted), ref_template=REF_TEMPLATE)
-    return dict(definitions.get("$defs", {})), dict(ref_of)
+    refs: RefOf = {(model, mode): ref_of[(model, mode)] for model, mode in wanted}
+    return dict(definitions.get("$defs", {})), refs
 
 
 def _resolve(schema: dict[str, Any], schemas: dict[str, Any]) -> dict[str, Any]:
