@@ -330,3 +330,48 @@ async def test_the_log_filters_and_pages_for_admins_only(
         _, token = await make_agent(db, role=role, online=False)
         status, body = await call(client, "GET", AUDIT, bearer(token))
         assert status == 403, body
+
+
+async def test_tier_configuration_recompute_and_pins(
+    client: Client, db: asyncpg.Pool, boss: tuple[int, dict[str, str]]
+) -> None:
+    """Issue 8, item 4: tiers are admin configuration too. A PUT records the tiers that
+    changed; a recompute asked for by an admin records its counts; a pin records the pin,
+    the tier in force and the note; a refused PUT records nothing."""
+    boss_id, headers = boss
+    contact = await db.fetchval(
+        "INSERT INTO contacts (name, value) VALUES ('Ann', 10) RETURNING id"
+    )
+    config = {
+        "method": "shares",
+        "tiers": [
+            {"rank": 1, "label": "platinum", "share_percent": 1},
+            {"rank": 2, "label": "gold", "share_percent": 4},
+            {"rank": 3, "label": "silver", "share_percent": 15},
+            {"rank": 4, "label": "bronze"},
+        ],
+    }
+    await ok(client, "PUT", "/v1/admin/tiers", headers, config)
+    config["tiers"][1] = {"rank": 2, "label": "Gold+", "share_percent": 4}
+    await ok(client, "PUT", "/v1/admin/tiers", headers, config)
+    refused = {**config, "tiers": config["tiers"][:3]}
+    status, _ = await call(client, "PUT", "/v1/admin/tiers", headers, refused)
+    assert status == 422
+    report = await ok(client, "POST", "/v1/admin/tiers/recompute", headers)
+    pin = {"tier": 1, "note": "our biggest reseller"}
+    await ok(client, "PUT", f"/v1/admin/contacts/{contact}/tier", headers, pin)
+    await ok(client, "PUT", f"/v1/admin/contacts/{contact}/tier", headers, pin)  # no change
+
+    saves = await rows(db, "tiers")
+    assert [r["action"] for r in saves] == ["update", "update"]
+    second = saves[1]
+    assert second["agent_id"] == boss_id
+    assert second["before"] == {"tier_2": {**second["before"]["tier_2"], "label": "gold"}}
+    assert second["after"] == {"tier_2": {**second["before"]["tier_2"], "label": "Gold+"}}
+    [recomputed] = await rows(db, "tiers_recompute")
+    assert recomputed["action"] == "other"
+    assert recomputed["after"] == {"examined": 1, "changed": report["changed"]}
+    [pinned] = await rows(db, "contact_tier")
+    assert (pinned["entity_id"], pinned["agent_name"]) == (str(contact), "Boss")
+    assert pinned["before"] == {"pinned_tier": None, "tier": 4, "note": None}
+    assert pinned["after"] == {"pinned_tier": 1, "tier": 1, "note": "our biggest reseller"}

@@ -14,6 +14,7 @@ import asyncpg
 from aiohttp.test_utils import TestClient
 
 from contactcenter.conns import Conns
+from contactcenter.domain.agents import Agent
 from contactcenter.domain.enums import Role, TierMethod
 from contactcenter.domain.tiers import TierConfig, tier_for_value
 from contactcenter.services import tiers
@@ -134,10 +135,11 @@ async def test_a_pin_wins_survives_recomputes_and_unpinning_returns_to_the_compu
 ) -> None:
     await use_method(db, TierMethod.THRESHOLDS)
     admin_id, _ = await make_agent(db, role=Role.ADMIN, name="Ada")
+    ada = Agent(admin_id, "Ada", "ada@example.com", Role.ADMIN, ())
     [small, large] = await add_contacts(db, [D(10), D(500_000)])
     await tiers.recompute(conns)
 
-    pinned = await tiers.pin(conns, admin_id, small, 1, "our biggest reseller")
+    pinned = await tiers.pin(conns, ada, small, 1, "our biggest reseller")
     assert (pinned.tier, pinned.computed_tier, pinned.pinned_tier, pinned.changed) == (
         1,
         4,
@@ -145,7 +147,7 @@ async def test_a_pin_wins_survives_recomputes_and_unpinning_returns_to_the_compu
         True,
     )
     # a pin below the computed tier wins too
-    await tiers.pin(conns, admin_id, large, 3, None)
+    await tiers.pin(conns, ada, large, 3, None)
     again = await tiers.recompute(conns)
     assert again.changed == 0
     assert await tiers_of(db, [small, large]) == [1, 3]
@@ -156,11 +158,11 @@ async def test_a_pin_wins_survives_recomputes_and_unpinning_returns_to_the_compu
     assert (moved.recomputed, moved.changed) == (1, 0)
     assert await db.fetchval("SELECT computed_tier FROM contacts WHERE id = $1", small) == 2
 
-    unpinned = await tiers.pin(conns, admin_id, small, None, "contract ended")
+    unpinned = await tiers.pin(conns, ada, small, None, "contract ended")
     assert (unpinned.tier, unpinned.pinned_tier) == (2, None)
     # pinning what is pinned already, or unpinning the unpinned, changes and records nothing
-    assert not (await tiers.pin(conns, admin_id, small, None, "again")).changed
-    assert not (await tiers.pin(conns, admin_id, large, 3, "again")).changed
+    assert not (await tiers.pin(conns, ada, small, None, "again")).changed
+    assert not (await tiers.pin(conns, ada, large, 3, "again")).changed
 
     assert [
         (r["from_tier"], r["to_tier"], r["reason"], r["detail"], r["changed_by"])
@@ -215,6 +217,7 @@ async def test_a_value_or_pin_waits_for_a_running_recompute(conns: Conns, db: as
     change under it (they wait for it, and it for them)."""
     await use_method(db, TierMethod.THRESHOLDS)
     admin_id, _ = await make_agent(db, role=Role.ADMIN)
+    admin = Agent(admin_id, "Admin", "admin@example.com", Role.ADMIN, ())
     [contact] = await add_contacts(db, [D(0)])
 
     async def set_value() -> tiers.TierChange | None:
@@ -227,7 +230,7 @@ async def test_a_value_or_pin_waits_for_a_running_recompute(conns: Conns, db: as
         await locks.tier_rules(recompute)
         waiting = [
             asyncio.create_task(set_value()),
-            asyncio.create_task(tiers.pin(conns, admin_id, contact, 3, None)),
+            asyncio.create_task(tiers.pin(conns, admin, contact, 3, None)),
         ]
         await eventually(
             lambda: db.fetchval(

@@ -107,18 +107,18 @@ async def get_tiers(request: web.Request) -> web.Response:
 
 
 async def put_tiers(request: web.Request) -> web.Response:
-    await require_agent(request, roles=WRITERS)
+    by = await require_agent(request, roles=WRITERS)
     body = await read_json(request, TiersBody)
     conns = request.app[CONNS]
-    await tiers.save_config(conns, _config_of(body), keep_sla_policy=_sla_policy_kept(body))
+    await tiers.save_config(conns, _config_of(body), keep_sla_policy=_sla_policy_kept(body), by=by)
     config, recomputed_at = await tiers.load_config(conns)
     return web.json_response(_config_view(config, recomputed_at))
 
 
 async def recompute(request: web.Request) -> web.Response:
     """Recompute every contact's tier now (seconds for a million contacts)."""
-    await require_agent(request, roles=WRITERS)
-    report = await tiers.recompute(request.app[CONNS])
+    by = await require_agent(request, roles=WRITERS)
+    report = await tiers.recompute(request.app[CONNS], by=by)
     return web.json_response(
         {
             "method": str(report.method),
@@ -140,7 +140,7 @@ async def pin_tier(request: web.Request) -> web.Response:
     contact_id = path_id(request)
     body = await read_json(request, PinBody)
     note = (body.note or "").strip() or None
-    result = await tiers.pin(request.app[CONNS], admin.id, contact_id, body.tier, note)
+    result = await tiers.pin(request.app[CONNS], admin, contact_id, body.tier, note)
     return web.json_response(
         {
             "contact_id": result.contact_id,

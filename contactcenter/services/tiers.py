@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime
 from decimal import Decimal
 
@@ -20,9 +20,12 @@ import asyncpg
 
 from contactcenter.conns import Conns
 from contactcenter.db import Connection
+from contactcenter.domain.agents import Agent
+from contactcenter.domain.audit import AuditAction
 from contactcenter.domain.enums import TierChangeReason, TierMethod
 from contactcenter.domain.errors import Invalid, NotFound
 from contactcenter.domain.tiers import TierConfig, recompute_due, validate
+from contactcenter.services import audit
 from contactcenter.store import locks, sla_policies
 from contactcenter.store import tiers as store
 
@@ -31,6 +34,7 @@ logger = logging.getLogger(__name__)
 # a recompute of a million contacts takes seconds; this is the ceiling of its statement (and
 # of waiting for another recompute to finish), above the pool's default command timeout
 RECOMPUTE_TIMEOUT_SECONDS = 600.0
+AUDIT_ENTITY = "tiers"
 
 
 @dataclass(frozen=True)
@@ -60,7 +64,11 @@ async def load_config(conns: Conns) -> tuple[TierConfig, datetime | None]:
 
 
 async def save_config(
-    conns: Conns, config: TierConfig, *, keep_sla_policy: Collection[int] = ()
+    conns: Conns,
+    config: TierConfig,
+    *,
+    keep_sla_policy: Collection[int] = (),
+    by: Agent | None = None,
 ) -> TierConfig:
     """Validate and store a whole configuration. Contacts are not recomputed here: a change of
     method, thresholds or shares makes the next scheduled check recompute them (POST
@@ -68,23 +76,40 @@ async def save_config(
 
     Each tier's default SLA policy is set as given (None: no default), except for the ranks in
     `keep_sla_policy`, which keep the stored one. A policy that does not exist is Invalid
-    (unknown_sla_policy); those named are held until the configuration is written."""
+    (unknown_sla_policy); those named are held until the configuration is written. The
+    change is in the audit log (entity `tiers`: the method and each tier that changed)."""
     config = validate(config)
     async with conns.db.acquire() as conn, conn.transaction():
         await locks.tier_rules(conn, wait_seconds=RECOMPUTE_TIMEOUT_SECONDS)
+        stored = await store.load_config(conn)
         if keep_sla_policy:
-            stored = {t.rank: t.sla_policy_id for t in (await store.load_config(conn)).tiers}
+            policies = {t.rank: t.sla_policy_id for t in stored.tiers}
             config = TierConfig(
                 config.method,
                 tuple(
-                    replace(t, sla_policy_id=stored[t.rank]) if t.rank in keep_sla_policy else t
+                    replace(t, sla_policy_id=policies[t.rank]) if t.rank in keep_sla_policy else t
                     for t in config.tiers
                 ),
             )
         await _check_sla_policies(conn, config)
         await store.save_config(conn, config, conns.clock())
+        await audit.record(
+            conn,
+            by,
+            AuditAction.UPDATE,
+            AUDIT_ENTITY,
+            None,
+            before=_audited(stored),
+            after=_audited(config),
+        )
     logger.info("tier configuration saved", extra={"method": str(config.method)})
     return config
+
+
+def _audited(config: TierConfig) -> dict[str, object]:
+    """A configuration as the audit log keeps it: one key per tier, so an update shows only
+    the tiers that changed."""
+    return {"method": config.method} | {f"tier_{t.rank}": asdict(t) for t in config.tiers}
 
 
 async def _check_sla_policies(conn: Connection, config: TierConfig) -> None:
@@ -126,11 +151,16 @@ async def _recompute(conn: Connection, now: datetime) -> RecomputeReport:
     return report
 
 
-async def recompute(conns: Conns) -> RecomputeReport:
-    """Recompute every contact's tier now, in one transaction."""
+async def recompute(conns: Conns, *, by: Agent | None = None) -> RecomputeReport:
+    """Recompute every contact's tier now, in one transaction; one asked for by an admin is
+    in the audit log (what was examined and changed)."""
     async with conns.db.acquire() as conn, conn.transaction():
         await locks.tier_rules(conn, wait_seconds=RECOMPUTE_TIMEOUT_SECONDS)
-        return await _recompute(conn, conns.clock())
+        report = await _recompute(conn, conns.clock())
+        if by is not None:
+            counts = {"examined": report.examined, "changed": report.changed}
+            await audit.record(conn, by, AuditAction.OTHER, "tiers_recompute", None, after=counts)
+        return report
 
 
 async def recompute_if_due(conns: Conns) -> RecomputeReport | None:
@@ -210,11 +240,12 @@ class PinResult:
 
 
 async def pin(
-    conns: Conns, admin_id: int, contact_id: int, tier: int | None, note: str | None
+    conns: Conns, by: Agent, contact_id: int, tier: int | None, note: str | None
 ) -> PinResult:
     """Pin a contact to a tier (the pin wins over the computed tier), or unpin it (None) back
     to its computed tier. Every change of the pin is recorded ('pin' / 'unpin', the admin, the
-    note), even when the tier in force stays the same."""
+    note) in the tier history and the audit log, even when the tier in force stays the
+    same."""
     now = conns.clock()
     async with conns.db.acquire() as conn, conn.transaction():
         await locks.tier_change(conn)
@@ -227,7 +258,16 @@ async def pin(
         in_force = await store.set_tiers(conn, contact_id, computed, tier, now)
         reason = TierChangeReason.UNPIN if tier is None else TierChangeReason.PIN
         await store.record_change(
-            conn, contact_id, before, in_force, reason, {"note": note}, now, changed_by=admin_id
+            conn, contact_id, before, in_force, reason, {"note": note}, now, changed_by=by.id
+        )
+        await audit.record(
+            conn,
+            by,
+            AuditAction.UPDATE,
+            "contact_tier",
+            contact_id,
+            before={"pinned_tier": row["pinned_tier"], "tier": before, "note": None},
+            after={"pinned_tier": tier, "tier": in_force, "note": note},
         )
     logger.info(
         "tier pin changed",
