@@ -60,14 +60,11 @@ class OpenApiChecker:
 
     @web.middleware
     async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        sent: bytes | None = None
-        if request.content_type == "application/json" and request.can_read_body:
-            sent = await request.read()  # cached: the handler reads the same bytes
         response = await handler(request)
         operation = self._operation(request)
         if operation is not None:
             where = f"{request.method} {request.match_info.route.resource.canonical}"  # type: ignore[union-attr]
-            for problem in self._check(request, operation, sent, response):
+            for problem in await self._check(request, operation, response):
                 self.problems.append(f"{where} -> {response.status}: {problem}")
             self.checked += 1
         return response
@@ -82,11 +79,10 @@ class OpenApiChecker:
         )
         return found
 
-    def _check(
+    async def _check(
         self,
         request: web.Request,
         operation: dict[str, Any],
-        sent: bytes | None,
         response: web.StreamResponse,
     ) -> list[str]:
         if isinstance(response, web.WebSocketResponse) or response.status == 101:
@@ -94,6 +90,9 @@ class OpenApiChecker:
         document = self._document(request.app)
         problems = self._check_response(document, operation, response)
         if 200 <= response.status < 300:
+            sent = None
+            if request.content_type == "application/json" and request.body_exists:
+                sent = await request.read()  # what the handler read, cached by aiohttp
             problems += self._check_request(document, request, operation, sent)
         return problems
 

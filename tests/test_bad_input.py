@@ -855,15 +855,16 @@ async def test_an_unknown_presence_is_refused(
 
 
 @pytest.mark.parametrize("channel", ["sms", "email"])
-async def test_a_reply_on_a_channel_the_conversation_is_not_on_is_refused(
+async def test_a_reply_on_a_channel_the_customer_cannot_be_reached_on_is_refused(
     client: Client, db: asyncpg.Pool, chat: dict[str, Any], agent_token: str, channel: str
 ) -> None:
+    """A web visitor who gave neither a phone number nor an address."""
     path = f"/v1/conversations/{chat['conversation_id']}/replies"
     async with nothing_written(db):
         response = await client.post(
             path, json={"text": "Hello", "channel": channel}, headers=bearer(agent_token)
         )
-        await assert_error(response, 422, "channel_not_available")
+        await assert_error(response, 422, "no_recipient")
 
 
 # ---------------------------------------------------------------- routes, methods, request ids

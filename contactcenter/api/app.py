@@ -27,6 +27,7 @@ from contactcenter.api import (
     contact_import,
     contact_merge,
     contacts,
+    conversation_tags,
     inbox,
     openapi,
     ops,
@@ -86,6 +87,7 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> web.Application
     ops.setup_routes(app)
     openapi.setup_routes(app)
     inbox.setup_routes(app)
+    conversation_tags.setup_routes(app)
     realtime.setup_routes(app)
     admin_channels.setup_routes(app)
     admin_teams.setup_routes(app)

@@ -23,6 +23,9 @@ from contactcenter.store import mailboxes as mailbox_store
 
 # how many earlier Message-IDs a References header carries (the first and the latest ones)
 MAX_REFERENCES = 20
+# the subject of a first mail in a conversation that has none (one the customer began by SMS
+# or web chat)
+NO_SUBJECT = "Your message to us"
 
 
 @dataclass(frozen=True)
@@ -68,7 +71,9 @@ async def reply_envelope(conns: Conns, message_id: int) -> ReplyEnvelope:
         message_id=reply["external_id"],
         to=to,
         # a mail that starts the thread (a greeting) is no reply
-        subject=(reply_subject if ids else opening_subject)(conversation["subject"], token),
+        subject=(reply_subject if ids else opening_subject)(
+            conversation["subject"] or NO_SUBJECT, token
+        ),
         in_reply_to=inbound_ids[-1] if inbound_ids else (ids[-1] if ids else None),
         references=tuple(references),
     )
@@ -86,10 +91,13 @@ async def _recipient(conns: Conns, contact_id: int, thread: list[asyncpg.Record]
     return theirs[0] if theirs else None
 
 
-async def outbound_message_id(conn: Any, conversation: asyncpg.Record) -> str | None:
+async def outbound_message_id(
+    conn: Any, conversation: asyncpg.Record, channel: Channel | None = None
+) -> str | None:
     """A mail's Message-ID is ours to choose, and known before it is sent: replies to it and
-    bounces of it find this message by it."""
-    if conversation["channel"] != Channel.EMAIL:
+    bounces of it find this message by it. None for a message on another `channel` (by
+    default the conversation's)."""
+    if (channel or conversation["channel"]) != Channel.EMAIL:
         return None
     mailbox = None
     if conversation["mailbox_id"] is not None:

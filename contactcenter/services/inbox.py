@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -11,6 +12,7 @@ import asyncpg
 from contactcenter import events, jobs
 from contactcenter.conns import Conns
 from contactcenter.domain.agents import Agent
+from contactcenter.domain.contacts import MAX_TAGS, normalise_tags
 from contactcenter.domain.conversations import check_status_change
 from contactcenter.domain.enums import Channel, ConversationStatus
 from contactcenter.domain.errors import Invalid, NotFound
@@ -41,6 +43,7 @@ async def list_inbox(
     after: InboxCursor | None,
     tiers: tuple[int, ...] = (),
     sla_states: tuple[str, ...] = (),
+    tags: tuple[str, ...] = (),
 ) -> tuple[list[dict[str, Any]], InboxCursor | None]:
     query = InboxQuery(
         viewer_id=agent.id,
@@ -53,6 +56,7 @@ async def list_inbox(
         after=after,
         tiers=tiers,
         sla_states=sla_states,
+        tags=tags,
     )
     return await list_conversations(conns.db, query)
 
@@ -88,32 +92,47 @@ async def conversation_detail(conns: Conns, agent: Agent, conversation_id: int) 
 async def reply(
     conns: Conns, agent: Agent, conversation_id: int, text: str, channel: Channel | None
 ) -> asyncpg.Record:
-    """Store the reply as queued and hand it to the send job; the customer gets it from there."""
+    """Store the reply as queued and hand it to the send job; the customer gets it from there.
+
+    `channel` answers on another of the customer's channels than the one they wrote on (an
+    e-mail to a customer who texted, say): the reply stays in this conversation, and an
+    answer to it comes back here. A web chat is reached only in its own conversation."""
     async with conns.db.acquire() as conn, conn.transaction():
         conversation = await _visible(conn, agent, conversation_id, for_update=True)
-        if channel is not None and channel != conversation["channel"]:
-            # replying on another channel arrives with the channels that can reach a contact
-            # without a conversation of theirs (e-mail, SMS)
-            raise Invalid(
-                f"this conversation can be answered on {conversation['channel']} only",
-                code="channel_not_available",
-            )
-        if conversation["channel"] == Channel.SMS:
-            await sms_outbound.check_reply(
-                conn, conversation, text, conns.settings.sms_max_segments
-            )
+        target = await _reply_channel(conn, conns, conversation, channel, text)
         message = await messages.insert_outbound(
             conn,
             conversation_id,
-            conversation["channel"],
+            target,
             agent.id,
             text,
             conns.clock(),
-            external_id=await email_replies.outbound_message_id(conn, conversation),
+            external_id=await email_replies.outbound_message_id(conn, conversation, target),
         )
     await jobs.enqueue_send(conns, message["id"])
     await _announce_message(conns, conversation, message["id"], "outbound")
     return message
+
+
+async def _reply_channel(
+    conn: Any, conns: Conns, conversation: asyncpg.Record, asked: Channel | None, text: str
+) -> Channel:
+    """The channel a reply goes out on, refused at once (Invalid) when it cannot reach the
+    customer there."""
+    target = Channel(asked or conversation["channel"])
+    if target == Channel.WEB and conversation["channel"] != Channel.WEB:
+        raise Invalid(
+            "a web chat reply reaches the visitor of a web conversation only",
+            code="channel_not_available",
+            details={"channel": target},
+        )
+    if target == Channel.SMS:
+        await sms_outbound.check_reply(conn, conversation, text, conns.settings.sms_max_segments)
+    if target == Channel.EMAIL and not await contacts.email_addresses(
+        conn, conversation["contact_id"]
+    ):
+        raise Invalid("the customer has no e-mail address", code="no_recipient")
+    return target
 
 
 async def add_note(conns: Conns, agent: Agent, conversation_id: int, text: str) -> asyncpg.Record:
@@ -144,6 +163,51 @@ async def _announce_message(
         assignee_id=conversation["assignee_id"],
         data={"message_id": message_id, "direction": direction},
     )
+
+
+async def change_tags(
+    conns: Conns,
+    agent: Agent,
+    conversation_id: int,
+    *,
+    add: Sequence[str] = (),
+    remove: Sequence[str] = (),
+) -> list[str]:
+    """Add and remove a conversation's tags (normalised as contacts' are); the tags it has
+    after. Nothing changes, and nobody is told, when nothing would."""
+    adding, removing = normalise_tags(add), normalise_tags(remove)
+    if both := [tag for tag in adding if tag in removing]:
+        raise Invalid(
+            "a tag cannot be added and removed at once",
+            code="conflicting_tags",
+            details={"tags": both},
+        )
+    async with conns.db.acquire() as conn, conn.transaction():
+        conversation = await _visible(conn, agent, conversation_id, for_update=True)
+        before = list(conversation["tags"])
+        after = [t for t in before if t not in removing] + [t for t in adding if t not in before]
+        if after == before:
+            return before
+        if len(after) > MAX_TAGS:
+            raise Invalid(
+                f"a conversation has at most {MAX_TAGS} tags",
+                code="too_many_tags",
+                details={"max": MAX_TAGS},
+            )
+        tags = await conversations.set_tags(conn, conversation_id, after, conns.clock())
+    await events.publish_agent_event(
+        conns,
+        "conversation.tags_changed",
+        conversation_id=conversation_id,
+        team_id=conversation["team_id"],
+        assignee_id=conversation["assignee_id"],
+        data={
+            "tags": tags,
+            "added": [t for t in tags if t not in before],
+            "removed": [t for t in before if t not in tags],
+        },
+    )
+    return tags
 
 
 async def change_status(

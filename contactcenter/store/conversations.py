@@ -306,6 +306,9 @@ WHERE id = $1
 
 # the contact's other conversations that the viewer may open (the same rule as
 # domain.agents.Agent.can_see)
+SET_TAGS = """
+UPDATE conversations SET tags = $2::text[], updated_at = $3 WHERE id = $1 RETURNING tags
+"""
 PAST_FOR_CONTACT = """
 SELECT id, channel, status, created_at, resolved_at FROM conversations
 WHERE contact_id = $1 AND id <> $2
@@ -457,6 +460,12 @@ async def set_status(
     row = await conn.fetchrow(SET_STATUS, conversation_id, status, snoozed_until, now)
     assert row is not None
     return row
+
+
+async def set_tags(
+    conn: Connection, conversation_id: int, tags: list[str], now: datetime
+) -> list[str]:
+    return list(await conn.fetchval(SET_TAGS, conversation_id, tags, now))
 
 
 async def mark_first_response(conn: Connection, conversation_id: int, now: datetime) -> None:

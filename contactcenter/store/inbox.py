@@ -51,6 +51,8 @@ class InboxQuery:
     tiers: tuple[int, ...] = ()
     # SLA states (at_risk, breached) as the engine last set them at a warning or breach
     sla_states: tuple[str, ...] = ()
+    # conversations carrying any of these tags
+    tags: tuple[str, ...] = ()
 
 
 def build(query: InboxQuery) -> tuple[str, list[Any]]:
@@ -79,6 +81,8 @@ def build(query: InboxQuery) -> tuple[str, list[Any]]:
         where.append(f"c.tier = ANY({param(list(query.tiers))}::smallint[])")
     if query.sla_states:
         where.append(f"s.state = ANY({param(list(query.sla_states))}::text[])")
+    if query.tags:
+        where.append(f"c.tags && {param(list(query.tags))}::text[]")
     if query.after is not None:
         after = query.after
         p, d = param(after.priority), param(after.sla_due_at)
