@@ -153,3 +153,11 @@ def _errors(document: Document, schema: dict[str, Any], value: Any, what: str) -
         f"{what} {'/'.join(map(str, error.absolute_path)) or '(body)'}: {error.message[:300]}"
         for error in document.validator(schema).iter_errors(value)
     ]
+
+
+def checking(app: web.Application) -> OpenApiChecker:
+    """Check every request `app` serves against the product's document; assert afterwards
+    that `checker.problems` is empty."""
+    checker = OpenApiChecker()
+    app.middlewares.insert(0, checker.middleware)
+    return checker

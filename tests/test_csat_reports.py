@@ -6,7 +6,7 @@ comes through the product's own recording of an answer."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -20,6 +20,7 @@ from contactcenter.domain.enums import Role
 from contactcenter.services import satisfaction
 from contactcenter.settings import Settings
 from tests.helpers import bearer, call, error_code, make_agent
+from tests.openapi_check import checking
 from tests.routing_helpers import T0, Clock, team
 
 Client = TestClient[Any, Any]
@@ -49,8 +50,11 @@ def clock() -> Clock:
 @pytest.fixture
 async def reports(
     aiohttp_client: Callable[..., Awaitable[Client]], settings: Settings, clock: Clock
-) -> Client:
-    return await aiohttp_client(create_app(settings, clock=clock))
+) -> AsyncIterator[Client]:
+    app = create_app(settings, clock=clock)
+    checker = checking(app)
+    yield await aiohttp_client(app)
+    assert checker.problems == []
 
 
 @pytest.fixture

@@ -440,6 +440,7 @@ MATRIX: tuple[Row, ...] = (
     # reports
     Row("GET", "/v1/reports/sla", READERS, fixed("/v1/reports/sla")),
     Row("GET", "/v1/reports/csat", READERS, fixed("/v1/reports/csat")),
+    Row("GET", "/v1/reports/volume", READERS, fixed("/v1/reports/volume")),
     # public: the survey page, the web visitor, the webhooks
     Row("GET", "/v1/care/survey/{token}", PUBLIC),
     Row("POST", "/v1/care/survey/{token}", PUBLIC),

@@ -8,7 +8,7 @@ insert clocks with known times so the figures are exact."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -24,6 +24,7 @@ from contactcenter.services import agents, inbox, sla, sla_policies
 from contactcenter.services.ingest import ingest
 from contactcenter.settings import Settings
 from tests.helpers import bearer, call, error_code, make_agent, new_client_id
+from tests.openapi_check import checking
 from tests.routing_helpers import T0, Clock, clocked, customer_writes, default_team, route_all, team
 
 Client = TestClient[Any, Any]
@@ -67,9 +68,13 @@ def clock() -> Clock:
 @pytest.fixture
 async def reports(
     aiohttp_client: Callable[..., Awaitable[Client]], settings: Settings, clock: Clock
-) -> Client:
-    """The real app, its "now" the test's clock (pending and breached are judged by it)."""
-    return await aiohttp_client(create_app(settings, clock=clock))
+) -> AsyncIterator[Client]:
+    """The real app, its "now" the test's clock (pending and breached are judged by it);
+    every answer is checked against the OpenAPI document."""
+    app = create_app(settings, clock=clock)
+    checker = checking(app)
+    yield await aiohttp_client(app)
+    assert checker.problems == []
 
 
 @pytest.fixture
