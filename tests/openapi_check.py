@@ -60,8 +60,15 @@ class OpenApiChecker:
 
     @web.middleware
     async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        response = await handler(request)
         operation = self._operation(request)
+        if operation is not None and request.headers.get("Upgrade", "").lower() == "websocket":
+            # checked before the handler runs: a socket's handler may end by cancellation
+            if "101" not in operation["responses"]:
+                where = f"{request.method} {request.match_info.route.resource.canonical}"  # type: ignore[union-attr]
+                self.problems.append(f"{where}: a WebSocket is not documented")
+            self.checked += 1
+            return await handler(request)
+        response = await handler(request)
         if operation is not None:
             where = f"{request.method} {request.match_info.route.resource.canonical}"  # type: ignore[union-attr]
             for problem in await self._check(request, operation, response):

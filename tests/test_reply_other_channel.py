@@ -32,7 +32,7 @@ from tests.helpers import (
     table_digests,
 )
 from tests.mailservers import SmtpServer
-from tests.test_sms_channel import CUSTOMER, OUR_NUMBER, PUBLIC, Twilio
+from tests.test_sms_channel import CUSTOMER, Twilio, with_twilio
 from tests.twilio_fake import TwilioFake
 
 Client = TestClient[Any, Any]
@@ -43,14 +43,8 @@ CUSTOMER_MAIL = "wang.fang@example.com"
 
 @pytest.fixture
 def both_settings(settings: Settings, twilio_fake: TwilioFake) -> Settings:
-    return settings.replace(
-        public_base_url=PUBLIC,
-        twilio_account_sid=twilio_fake.account_sid,
-        twilio_auth_token=twilio_fake.auth_token,
-        twilio_from_number=OUR_NUMBER,
-        twilio_api_base=twilio_fake.url,
-        email_webhook_secret=WEBHOOK_SECRET,
-    )
+    """SMS through the Twilio-compatible server, and the raw mail webhook."""
+    return with_twilio(settings, twilio_fake).replace(email_webhook_secret=WEBHOOK_SECRET)
 
 
 @pytest.fixture

@@ -244,9 +244,12 @@ async def quarantined(w: World) -> Request:
     return Request(f"/v1/admin/email/quarantine/{quarantine_id}/raw")
 
 
-async def agent_object(w: World) -> Request:
-    agent_id, _ = await make_agent(w.db, name="Someone", online=False)
-    return Request(f"/v1/admin/agents/{agent_id}", json={"name": "Someone else"})
+def agent_object(body: Any = None) -> Make:
+    async def make(w: World) -> Request:
+        agent_id, _ = await make_agent(w.db, name="Someone", online=False)
+        return Request(f"/v1/admin/agents/{agent_id}", json=body)
+
+    return make
 
 
 async def team_members(w: World) -> Request:
@@ -365,8 +368,8 @@ MATRIX: tuple[Row, ...] = (
             lambda: {"name": "New", "email": unique("new") + "@agents.example", "role": "agent"},
         ),
     ),
-    Row("GET", AGENTS + "/{id}", READERS, agent_object),
-    Row("PATCH", AGENTS + "/{id}", ADMIN, agent_object),
+    Row("GET", AGENTS + "/{id}", READERS, agent_object()),
+    Row("PATCH", AGENTS + "/{id}", ADMIN, agent_object({"name": "Someone else"})),
     # business hours
     Row("GET", HOURS, READERS, fixed(HOURS)),
     Row("POST", HOURS, ADMIN, creating(HOURS, calendar)),

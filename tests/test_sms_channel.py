@@ -27,8 +27,8 @@ OUR_NUMBER = "+15005550006"
 CUSTOMER = "+8613800138000"
 
 
-@pytest.fixture
-def sms_settings(settings: Settings, twilio_fake: TwilioFake) -> Settings:
+def with_twilio(settings: Settings, twilio_fake: TwilioFake) -> Settings:
+    """`settings` sending SMS from OUR_NUMBER through the fake, reached at PUBLIC."""
     return settings.replace(
         public_base_url=PUBLIC,
         twilio_account_sid=twilio_fake.account_sid,
@@ -36,6 +36,11 @@ def sms_settings(settings: Settings, twilio_fake: TwilioFake) -> Settings:
         twilio_from_number=OUR_NUMBER,
         twilio_api_base=twilio_fake.url,
     )
+
+
+@pytest.fixture
+def sms_settings(settings: Settings, twilio_fake: TwilioFake) -> Settings:
+    return with_twilio(settings, twilio_fake)
 
 
 @pytest.fixture

@@ -33,6 +33,7 @@ from contactcenter.store import contacts as contacts_store
 from contactcenter.store import conversations
 from tests.helpers import bearer, eventually, make_agent, table_digests
 from tests.routing_helpers import Clock, clocked, customer_writes, route_all, team
+from tests.test_sms_channel import with_twilio
 from tests.twilio_fake import TwilioFake, inbound_sms_form, post_signed
 
 Client = TestClient[Any, Any]
@@ -585,13 +586,7 @@ async def test_the_threshold_is_the_care_settings(
 
 @pytest.fixture
 def sms_settings(settings: Settings, twilio_fake: TwilioFake) -> Settings:
-    return settings.replace(
-        public_base_url=PUBLIC,
-        twilio_account_sid=twilio_fake.account_sid,
-        twilio_auth_token=twilio_fake.auth_token,
-        twilio_from_number=OUR_NUMBER,
-        twilio_api_base=twilio_fake.url,
-    )
+    return with_twilio(settings, twilio_fake)
 
 
 @pytest.fixture

@@ -9,10 +9,37 @@ from __future__ import annotations
 import hmac
 
 from aiohttp import web
+from pydantic import RootModel
 
 from channels.email.intake import take
 from contactcenter.api.errors import ApiError
 from contactcenter.api.keys import CONNS
+from contactcenter.api.openapi import Media, View, documented
+
+
+class MailStored(View):
+    message_id: int
+    conversation_id: int
+    # the mail was stored before (the same Message-ID): nothing new was written
+    duplicate: bool
+
+
+class MailQuarantined(View):
+    """The mail could not be read: it is kept in quarantine for an admin, not lost."""
+
+    quarantine_id: int
+
+
+class MailTaken(RootModel[MailStored | MailQuarantined]):
+    """What became of the mail: stored as a message, or quarantined."""
+
+
+RAW_MAIL = Media(
+    "message/rfc822",
+    {"type": "string"},
+    "One whole mail, headers and body, as the MTA received it (read as bytes, whatever the "
+    "Content-Type; at most MAX_ATTACHMENT_BYTES + 5 MiB, else 413).",
+)
 
 
 def _check_secret(request: web.Request) -> None:
@@ -42,7 +69,16 @@ async def _read_mail(request: web.Request) -> bytes:
     return raw
 
 
+@documented(
+    "Take one raw mail from an MTA",
+    access="email_webhook",
+    body=RAW_MAIL,
+    responses={202: MailTaken},
+)
 async def receive_raw_mail(request: web.Request) -> web.Response:
+    """Store one raw RFC 822 mail as a customer message (threaded like one the mail listener
+    reads). Any 2xx means the MTA may delete its copy; 404 while EMAIL_WEBHOOK_SECRET is
+    unset."""
     _check_secret(request)
     raw = await _read_mail(request)
     taken = await take(request.app[CONNS], None, raw)

@@ -10,14 +10,18 @@ from __future__ import annotations
 
 import logging
 import re
+from typing import Annotated, Any
 from xml.sax.saxutils import escape
 
 from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.json_schema import SkipJsonSchema
 from twilio.request_validator import RequestValidator
 
 from contactcenter.api.errors import ApiError
 from contactcenter.api.keys import CONNS
-from contactcenter.api.parsing import whole_number
+from contactcenter.api.openapi import Media, documented
+from contactcenter.api.parsing import MAX_ID, Body, whole_number
 from contactcenter.domain.email import AttachmentData
 from contactcenter.domain.enums import Channel, IdentityKind
 from contactcenter.domain.errors import Invalid
@@ -33,6 +37,120 @@ logger = logging.getLogger(__name__)
 
 EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
 MAX_MEDIA = 10  # Twilio sends at most 10 media per MMS
+
+
+# --- what Twilio posts (documentation only: the handlers read the form by hand) -------------
+
+# Twilio sends more fields than these (NumSegments, ApiVersion, FromCity ...): they
+# are signed with the rest and otherwise ignored, so the forms allow any other field
+_SID_PATTERN = r"^[A-Z]{2}[0-9a-fA-F]{32}$"
+_ACCOUNT_PATTERN = r"^AC[0-9a-fA-F]{32}$"
+# a field Twilio may leave out: not required, and never null in a form
+LeftOut = SkipJsonSchema[None]
+
+
+def _form_schema(schema: dict[str, Any]) -> None:
+    """A form field left out has no value: drop the null default pydantic writes for it."""
+    for field_schema in schema.get("properties", {}).values():
+        if "default" in field_schema and field_schema["default"] is None:
+            del field_schema["default"]
+
+
+class TwilioForm(BaseModel):
+    model_config = ConfigDict(extra="allow", json_schema_extra=_form_schema)
+
+    account_sid: str = Field(
+        alias="AccountSid",
+        pattern=_ACCOUNT_PATTERN,
+        description="the account whose auth token signed the request",
+    )
+
+
+def _inbound_schema(schema: dict[str, Any]) -> None:
+    _form_schema(schema)
+    schema["patternProperties"] = {
+        "^MediaUrl[0-9]$": {
+            "type": "string",
+            "description": "an MMS attachment (https only; others are dropped)",
+        },
+        "^MediaContentType[0-9]$": {
+            "type": "string",
+            "description": "the media type of MediaUrl<N>",
+        },
+    }
+
+
+class InboundSmsForm(TwilioForm):
+    """The fields of Twilio's incoming-message webhook that we read."""
+
+    model_config = ConfigDict(json_schema_extra=_inbound_schema)
+
+    message_sid: Annotated[str, Field(pattern=_SID_PATTERN)] | LeftOut = Field(
+        None, alias="MessageSid", description="required unless SmsMessageSid is sent"
+    )
+    sms_message_sid: Annotated[str, Field(pattern=_SID_PATTERN)] | LeftOut = Field(
+        None, alias="SmsMessageSid", description="the older name of MessageSid"
+    )
+    sender: str = Field(
+        alias="From",
+        description="the customer's number (a short code or sender name is kept as sent)",
+    )
+    to: str | LeftOut = Field(None, alias="To", description="our number it was sent to")
+    messaging_service_sid: str | LeftOut = Field(
+        None,
+        alias="MessagingServiceSid",
+        description="our messaging service it was sent to (when the number is in one)",
+    )
+    body: str = Field("", alias="Body", description="the text (NUL characters are dropped)")
+    num_media: int = Field(
+        0,
+        ge=0,
+        alias="NumMedia",
+        description=f"how many MediaUrl<N> there are (at most {MAX_MEDIA} are read)",
+    )
+
+
+class StatusCallbackForm(TwilioForm):
+    """The fields of Twilio's message status callback that we read."""
+
+    message_sid: Annotated[str, Field(pattern=_SID_PATTERN)] | LeftOut = Field(
+        None, alias="MessageSid", description="required unless SmsSid is sent"
+    )
+    sms_sid: Annotated[str, Field(pattern=_SID_PATTERN)] | LeftOut = Field(
+        None, alias="SmsSid", description="the older name of MessageSid"
+    )
+    message_status: str | LeftOut = Field(
+        None,
+        alias="MessageStatus",
+        description="required unless SmsStatus is sent: accepted, scheduled, queued, sending, "
+        "sent, delivered, read, undelivered, failed or canceled (others are ignored)",
+    )
+    sms_status: str | LeftOut = Field(
+        None, alias="SmsStatus", description="the older name of MessageStatus"
+    )
+    error_code: str | LeftOut = Field(
+        None, alias="ErrorCode", description="Twilio's error code of a failed message"
+    )
+
+
+class StatusCallbackQuery(Body):
+    """Documentation only: status_callback reads ?m= by hand."""
+
+    m: int | None = Field(
+        None,
+        ge=1,
+        le=MAX_ID,
+        description="our message id, put in the callback URL when the message was sent "
+        "(a value that is not one is ignored)",
+    )
+
+
+FORM = "application/x-www-form-urlencoded"
+TWIML = Media(
+    "text/xml",
+    {"type": "string"},
+    "TwiML: an empty <Response/>, or a <Message> with SMS_HELP_REPLY when the text is HELP",
+)
 
 
 def _twiml(reply: str | None = None) -> web.Response:
@@ -124,7 +242,17 @@ def _media(form: dict[str, str]) -> tuple[AttachmentData, ...]:
     return tuple(media)
 
 
+@documented(
+    "Twilio: an incoming SMS or MMS",
+    access="twilio",
+    body=Media(FORM, InboundSmsForm),
+    responses={200: TWIML},
+)
 async def inbound_sms(request: web.Request) -> web.Response:
+    """Store an incoming text as a customer message: opt-out and opt-in keywords (STOP,
+    START ...) record consent, HELP gets the help reply, a digit answering a follow-up is taken
+    as its score. 403 when the request is not signed with the auth token of the number it was
+    sent to."""
     form, number = await _signed_form(request)
     if number is None:
         raise _refused()
@@ -163,7 +291,16 @@ async def inbound_sms(request: web.Request) -> web.Response:
     return _twiml()
 
 
+@documented(
+    "Twilio: a message's delivery status",
+    access="twilio",
+    body=Media(FORM, StatusCallbackForm),
+    query=StatusCallbackQuery,
+    responses={204: None},
+)
 async def status_callback(request: web.Request) -> web.Response:
+    """Move one of our outgoing SMS forward to the status Twilio reports (a late or repeated
+    report changes nothing; a final failure may fall back to e-mail)."""
     form, number = await _signed_form(request)
     if number is None:
         raise _refused()

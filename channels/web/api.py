@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import hashlib
 import uuid
+from datetime import datetime
 from typing import Annotated, Any
 
 from aiohttp import web
@@ -17,8 +18,10 @@ from pydantic import Field
 from channels.web.sender import visitor_message
 from contactcenter.api.errors import ApiError
 from contactcenter.api.keys import CONNS, HUB
+from contactcenter.api.openapi import Page, View, documented
 from contactcenter.api.parsing import (
     CHALLENGE,
+    MAX_ID,
     Body,
     CleanStr,
     bearer_token,
@@ -28,7 +31,7 @@ from contactcenter.api.parsing import (
     whole_number,
 )
 from contactcenter.api.realtime import CLOSE, HEARTBEAT_SECONDS, RESYNC, drain_incoming
-from contactcenter.domain.enums import Channel, IdentityKind
+from contactcenter.domain.enums import Channel, Direction, IdentityKind
 from contactcenter.domain.identities import normalise_email, normalise_phone
 from contactcenter.domain.messages import Identity, InboundMessage
 from contactcenter.services import visitors
@@ -54,6 +57,56 @@ class MessageBody(Body):
     client_message_id: MessageId
 
 
+class HistoryQuery(Body):
+    """Documentation only: get_messages reads ?after= by hand (_after_id)."""
+
+    after: int = Field(
+        0,
+        ge=0,
+        le=MAX_ID,
+        description="a message id: only messages after it (a page's next_cursor goes here)",
+    )
+
+
+class SocketQuery(Body):
+    """Documentation only: the handler reads ?after= by hand (_after_id), and ?token= with
+    bearer_token(allow_query=True)."""
+
+    after: int = Field(
+        0,
+        ge=0,
+        le=MAX_ID,
+        description="a message id: the replies after it are sent first (0: every reply)",
+    )
+    token: str | None = Field(
+        None,
+        description="the visitor token, for browsers that cannot set Authorization on a WebSocket",
+    )
+
+
+class ConversationStarted(View):
+    conversation_id: int
+    visitor_token: str
+    message_id: int
+
+
+class MessagePosted(View):
+    conversation_id: int
+    message_id: int
+
+
+class VisitorMessage(View):
+    """A message as the visitor sees it (channels.web.sender.visitor_message): in the history
+    and on the socket, as {"type": "message", "message": ...}."""
+
+    id: int
+    direction: Direction
+    text: str
+    created_at: datetime
+    # the agent's name on a reply, null on the visitor's own messages
+    author_name: str | None
+
+
 def _claimed(request: web.Request, body: StartBody) -> dict[str, str]:
     """What the visitor says about themselves. Anyone can type any address, so it is shown to
     agents as unverified and never links this chat to an existing customer."""
@@ -66,7 +119,16 @@ def _claimed(request: web.Request, body: StartBody) -> dict[str, str]:
     return claimed
 
 
+@documented(
+    "Start a web chat",
+    access="public",
+    body=StartBody,
+    responses={201: ConversationStarted, 200: ConversationStarted},
+)
 async def start_conversation(request: web.Request) -> web.Response:
+    """Open a conversation with its first message and get the visitor token that reads and
+    writes it. A retry with the same client_message_id and text answers 200 with the same
+    conversation and a token for it."""
     body = await read_json(request, StartBody)
     conns = request.app[CONNS]
     result = await ingest(
@@ -118,7 +180,15 @@ def _visitor_conversation(request: web.Request, *, allow_query: bool = False) ->
     return conversation_id
 
 
+@documented(
+    "Write in a web chat",
+    access="visitor",
+    body=MessageBody,
+    responses={201: MessagePosted, 200: MessagePosted},
+)
 async def post_message(request: web.Request) -> web.Response:
+    """Add the visitor's message to the conversation; a retry with the same client_message_id
+    answers 200 with the message stored the first time."""
     conversation_id = _visitor_conversation(request)
     body = await read_json(request, MessageBody)
     result = await ingest(
@@ -155,8 +225,15 @@ def _history_item(row: dict[str, Any]) -> dict[str, Any]:
     )
 
 
+@documented(
+    "A web chat's history",
+    access="visitor",
+    query=HistoryQuery,
+    responses={200: Page[VisitorMessage]},
+)
 async def get_messages(request: web.Request) -> web.Response:
-    """The history, oldest first, HISTORY_LIMIT at a time: next_cursor (or ?after=) goes on."""
+    """What the visitor can see of the conversation (never internal notes), oldest first, 100
+    at a time: pass next_cursor as ?after= for the next page."""
     conversation_id = _visitor_conversation(request)
     rows = await visitors.history(
         request.app[CONNS], conversation_id, _after_id(request), HISTORY_LIMIT + 1
@@ -168,8 +245,16 @@ async def get_messages(request: web.Request) -> web.Response:
     )
 
 
+@documented(
+    "Agent replies as they happen (WebSocket)",
+    access="visitor",
+    query=SocketQuery,
+    responses={101: None},
+)
 async def replies_socket(request: web.Request) -> web.StreamResponse:
-    """Agent replies as they happen; ?after=<message id> first replays what came since."""
+    """A WebSocket that sends each agent reply as a JSON text frame {"type": "message",
+    "message": VisitorMessage}; with ?after=<message id> it first replays the replies since
+    that message. What the visitor sends on it is ignored."""
     conversation_id = _visitor_conversation(request, allow_query=True)
     after = _after_id(request)
     conns = request.app[CONNS]

@@ -4,6 +4,7 @@ stored as a hash, and no answer ever carries the hash."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any
 
 import asyncpg
@@ -14,9 +15,10 @@ from contactcenter.api.admin_teams import Id, Name, Skills
 from contactcenter.api.auth import require_agent
 from contactcenter.api.errors import ApiError
 from contactcenter.api.keys import CONNS
+from contactcenter.api.openapi import Page, View, documented
 from contactcenter.api.parsing import Body, CleanStr, Patch, path_id, read_json, whole_number
 from contactcenter.api.serialize import jsonable
-from contactcenter.domain.enums import Role
+from contactcenter.domain.enums import Channel, Presence, Role
 from contactcenter.services import teams as service
 from contactcenter.store import agents
 
@@ -57,11 +59,47 @@ class AgentBody(AgentPatch):
     role: Role
 
 
+class AgentView(View):
+    """An agent as admins see it (never the token, nor its hash)."""
+
+    id: int
+    name: str
+    email: str
+    role: Role
+    presence: Presence
+    presence_changed_at: datetime
+    capacity: int = Field(description="at most this many active conversations at once")
+    channel_capacity: dict[Channel, int] = Field(
+        description="per-channel limits; a channel left out is bounded by capacity only"
+    )
+    skills: list[str]
+    last_assigned_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+    team_ids: list[int]
+    load: int = Field(description="the active (open, pending, snoozed) conversations held now")
+
+
+class NewAgentView(AgentView):
+    token: str = Field(description="the agent's token: shown in this answer only")
+
+
+class AgentsQuery(Body):
+    """Documentation only: list_agents reads the query by hand."""
+
+    limit: int = Field(DEFAULT_PAGE, ge=1, le=MAX_PAGE)
+    cursor: str | None = Field(
+        None, pattern=r"^[0-9]{1,19}$", description="the next_cursor of the previous page"
+    )
+
+
 def _view(row: asyncpg.Record) -> dict[str, Any]:
     return dict(jsonable(dict(row)))
 
 
+@documented("List agents", access="readers", query=AgentsQuery, responses={200: Page[AgentView]})
 async def list_agents(request: web.Request) -> web.Response:
+    """Agents in the order they were created, a page at a time."""
     await require_agent(request, roles=READERS)
     limit = whole_number(request.query.get("limit", str(DEFAULT_PAGE)), low=1, high=MAX_PAGE)
     if limit is None:
@@ -76,7 +114,10 @@ async def list_agents(request: web.Request) -> web.Response:
     return web.json_response({"items": [_view(r) for r in page], "next_cursor": next_cursor})
 
 
+@documented("Add an agent", access="admin", body=AgentBody, responses={201: NewAgentView})
 async def create_agent(request: web.Request) -> web.Response:
+    """A new agent, in the teams named (left out: the default team). The answer carries the
+    agent's token, which no later answer shows."""
     by = await require_agent(request, roles=WRITERS)
     body = await read_json(request, AgentBody)
     values = body.model_dump(exclude_unset=True)
@@ -84,7 +125,9 @@ async def create_agent(request: web.Request) -> web.Response:
     return web.json_response({**_view(created.view), "token": created.token}, status=201)
 
 
+@documented("An agent", access="readers", responses={200: AgentView})
 async def get_agent(request: web.Request) -> web.Response:
+    """One agent: settings, teams and how many active conversations they hold."""
     await require_agent(request, roles=READERS)
     row = await agents.view(request.app[CONNS].db, path_id(request))
     if row is None:
@@ -92,7 +135,10 @@ async def get_agent(request: web.Request) -> web.Response:
     return web.json_response(_view(row))
 
 
+@documented("Change an agent", access="admin", body=AgentPatch, responses={200: AgentView})
 async def update_agent(request: web.Request) -> web.Response:
+    """Change the fields sent, keep the rest; team_ids and channel_capacity are replaced whole.
+    The last admin cannot be demoted (409 last_admin)."""
     by = await require_agent(request, roles=WRITERS)
     agent_id = path_id(request)
     body = await read_json(request, AgentPatch)

@@ -13,13 +13,21 @@ from __future__ import annotations
 import re
 from dataclasses import replace
 from datetime import time
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from aiohttp import web
-from pydantic import AfterValidator, BeforeValidator, Field, StrictBool, StrictInt
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    Field,
+    StrictBool,
+    StrictInt,
+    WithJsonSchema,
+)
 
 from contactcenter.api.auth import require_agent
 from contactcenter.api.keys import CONNS
+from contactcenter.api.openapi import View, documented
 from contactcenter.api.parsing import CleanStr, Patch, read_json
 from contactcenter.conns import Conns
 from contactcenter.domain.agents import Agent
@@ -38,6 +46,9 @@ MAX_TIMEZONE_CHARS = 64
 MAX_LOCALE_CHARS = 35
 
 _HH_MM = re.compile(r"^([01][0-9]|2[0-3]):([0-5][0-9])\Z")
+# what the document says a time of day is (JSON Schema's "time" format wants seconds and an
+# offset, which these have not)
+HH_MM_SCHEMA = {"type": "string", "pattern": "^([01][0-9]|2[0-3]):[0-5][0-9]$"}
 
 
 def _clock_time(value: object) -> time:
@@ -63,10 +74,26 @@ def _tier_keys(days: dict[str, int]) -> dict[str, int]:
     return days
 
 
-ClockTime = Annotated[time, BeforeValidator(_clock_time)]
+ClockTime = Annotated[time, BeforeValidator(_clock_time), WithJsonSchema(HH_MM_SCHEMA)]
 Tier = Annotated[StrictInt, Field(ge=min(TIERS), le=max(TIERS))]
 # 0: as soon as allowed after resolving (the next dispatch outside quiet hours)
 Days = Annotated[StrictInt, Field(ge=0, le=MAX_FOLLOW_UP_DAYS)]
+# by tier rank, as text ("1" .. "4"): the document names the keys _tier_keys allows
+FollowUpDays = Annotated[
+    dict[str, Days],
+    AfterValidator(_tier_keys),
+    WithJsonSchema(
+        {
+            "type": "object",
+            "propertyNames": {"enum": [str(rank) for rank in TIERS]},
+            "additionalProperties": {
+                "type": "integer",
+                "minimum": 0,
+                "maximum": MAX_FOLLOW_UP_DAYS,
+            },
+        }
+    ),
+]
 
 
 class CarePatch(Patch):
@@ -92,7 +119,7 @@ class CarePatch(Patch):
     # tiers whose greeting becomes a task for the account manager
     birthday_task_tiers: Annotated[list[Tier], AfterValidator(_unique)] | None = None
     follow_up_enabled: StrictBool | None = None
-    follow_up_days: Annotated[dict[str, Days], AfterValidator(_tier_keys)] | None = None
+    follow_up_days: FollowUpDays | None = None
     recovery_threshold: Annotated[StrictInt, Field(ge=0, le=5)] | None = None
     recovery_priority: Annotated[StrictInt, Field(ge=0, le=10)] | None = None
     quiet_end: ClockTime | None = None
@@ -101,6 +128,29 @@ class CarePatch(Patch):
     default_timezone: Annotated[CleanStr, Field(max_length=MAX_TIMEZONE_CHARS)] | None = None
     default_locale: Annotated[CleanStr, Field(max_length=MAX_LOCALE_CHARS)] | None = None
     survey_valid_days: Annotated[StrictInt, Field(ge=1, le=MAX_SURVEY_VALID_DAYS)] | None = None
+
+
+TierKey = Literal["1", "2", "3", "4"]
+ClockText = Annotated[str, WithJsonSchema(HH_MM_SCHEMA)]
+
+
+class CareView(View):
+    birthday_enabled: bool
+    # the local hour birthday greetings are sent at
+    birthday_hour: int
+    # tiers whose greeting becomes a task for the account manager
+    birthday_task_tiers: list[int]
+    follow_up_enabled: bool
+    # days after resolving that a follow-up is sent, by tier rank; a tier left out gets none
+    follow_up_days: dict[TierKey, int]
+    recovery_threshold: int
+    recovery_priority: int
+    # messages may be sent from quiet_end until quiet_start, local time (HH:MM)
+    quiet_end: ClockText
+    quiet_start: ClockText
+    default_timezone: str
+    default_locale: str
+    survey_valid_days: int
 
 
 def _hh_mm(value: time) -> str:
@@ -185,13 +235,17 @@ async def _replace(conns: Conns, body: CarePatch, *, by: Agent | None = None) ->
     return settings
 
 
+@documented("The care settings", access="readers", responses={200: CareView})
 async def get_care(request: web.Request) -> web.Response:
+    """Birthday greetings, follow-ups, recovery, quiet hours and the defaults for contacts."""
     await require_agent(request, roles=READERS)
     settings = await care_settings.load(request.app[CONNS].db)
     return web.json_response(_view(settings))
 
 
+@documented("Change the care settings", access="admin", body=CarePatch, responses={200: CareView})
 async def put_care(request: web.Request) -> web.Response:
+    """Change the settings sent (the rest are kept); the result is checked whole."""
     by = await require_agent(request, roles=WRITERS)
     body = await read_json(request, CarePatch)
     settings = await _replace(request.app[CONNS], body, by=by)

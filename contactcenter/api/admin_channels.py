@@ -3,6 +3,7 @@ read; secrets sealed and never returned), and the quarantine of mails that could
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 import asyncpg
@@ -12,11 +13,13 @@ from pydantic import AfterValidator, Field
 from contactcenter.api.auth import require_agent
 from contactcenter.api.errors import ApiError
 from contactcenter.api.keys import CONNS
+from contactcenter.api.openapi import Media, Page, View, documented
 from contactcenter.api.parsing import Body, CleanStr, Patch, path_id, read_json, whole_number
 from contactcenter.api.serialize import jsonable
 from contactcenter.domain.audit import AuditAction
 from contactcenter.domain.enums import Role
 from contactcenter.domain.identities import normalise_email, normalise_phone
+from contactcenter.domain.mailboxes import Security
 from contactcenter.sealing import seal
 from contactcenter.services import audit
 from contactcenter.services import mailboxes as mailbox_service
@@ -69,6 +72,55 @@ class MailboxBody(MailboxPatch):
     address: Short
 
 
+class MailboxView(View):
+    """A mailbox as admins see it: the passwords are never shown, only whether one is set."""
+
+    id: int
+    name: str
+    address: str
+    display_name: str | None
+    imap_host: str | None
+    imap_port: int | None
+    # the database allows starttls, though neither this API nor IMAP_SECURITY writes it now
+    imap_security: Security
+    imap_user: str | None
+    imap_password_set: bool
+    imap_folder: str
+    smtp_host: str | None
+    smtp_port: int | None
+    smtp_security: Security
+    smtp_user: str | None
+    smtp_password_set: bool
+    enabled: bool
+    from_environment: bool = Field(
+        description="made from the IMAP_*/SMTP_* settings: read-only through this API"
+    )
+    created_at: datetime
+    updated_at: datetime
+
+
+class QuarantinedMail(View):
+    """A mail that could not be read, kept for an admin to look at."""
+
+    id: int
+    mailbox_id: int | None = Field(description="null: no mailbox was known for it, or it is gone")
+    uid: int | None = Field(description="its IMAP UID in that mailbox; null when not from IMAP")
+    size: int = Field(
+        description="bytes kept (of a mail over the size limit, only its headers are kept)"
+    )
+    error: str
+    created_at: datetime
+
+
+class QuarantineQuery(Body):
+    """Documentation only: list_quarantine reads the query by hand."""
+
+    limit: int = Field(50, ge=1, le=200)
+    cursor: str | None = Field(
+        None, pattern=r"^[0-9]{1,19}$", description="the next_cursor of the previous page"
+    )
+
+
 def _exists() -> ApiError:
     return ApiError(409, "channel_exists", "a mailbox with that name or address exists")
 
@@ -88,13 +140,18 @@ def _view(row: asyncpg.Record) -> dict[str, Any]:
     return dict(jsonable(mailbox_service.public_view(row)))
 
 
+@documented("List mailboxes", access="readers", responses={200: Page[MailboxView]})
 async def list_channels(request: web.Request) -> web.Response:
+    """Every mailbox, the environment's included, oldest first (one page)."""
     await require_agent(request, roles=READERS)
     rows = await mailboxes.list_all(request.app[CONNS].db)
     return web.json_response({"items": [_view(r) for r in rows], "next_cursor": None})
 
 
+@documented("Add a mailbox", access="admin", body=MailboxBody, responses={201: MailboxView})
 async def create_channel(request: web.Request) -> web.Response:
+    """A mailbox to read (IMAP) and send from (SMTP); it needs at least one of the two servers.
+    Passwords are sealed at rest and never shown again."""
     by = await require_agent(request, roles=WRITERS)
     body = await read_json(request, MailboxBody)
     if not (body.imap_host or body.smtp_host):
@@ -115,7 +172,9 @@ async def create_channel(request: web.Request) -> web.Response:
     return web.json_response(_view(row), status=201)
 
 
+@documented("A mailbox", access="readers", responses={200: MailboxView})
 async def get_channel(request: web.Request) -> web.Response:
+    """One mailbox, without its passwords."""
     await require_agent(request, roles=READERS)
     row = await mailboxes.get(request.app[CONNS].db, path_id(request))
     if row is None:
@@ -123,7 +182,10 @@ async def get_channel(request: web.Request) -> web.Response:
     return web.json_response(_view(row))
 
 
+@documented("Change a mailbox", access="admin", body=MailboxPatch, responses={200: MailboxView})
 async def update_channel(request: web.Request) -> web.Response:
+    """Change the fields sent, keep the rest. Another IMAP server, account or folder starts
+    reading from now; a mailbox from the environment cannot be changed here (409)."""
     by = await require_agent(request, roles=WRITERS)
     mailbox_id = path_id(request)
     body = await read_json(request, MailboxPatch)
@@ -151,7 +213,14 @@ async def update_channel(request: web.Request) -> web.Response:
     return web.json_response(_view(row))
 
 
+@documented(
+    "Delete a mailbox (not one in use, nor the environment's)",
+    access="admin",
+    responses={204: None},
+)
 async def delete_channel(request: web.Request) -> web.Response:
+    """Delete a mailbox no conversation and no routing rule uses (409 channel_in_use
+    otherwise: disable it instead)."""
     by = await require_agent(request, roles=WRITERS)
     mailbox_id = path_id(request)
     db = request.app[CONNS].db
@@ -194,7 +263,14 @@ async def _refuse_environment(db: Any, mailbox_id: int) -> None:
         )
 
 
+@documented(
+    "Mails that could not be read",
+    access="readers",
+    query=QuarantineQuery,
+    responses={200: Page[QuarantinedMail]},
+)
 async def list_quarantine(request: web.Request) -> web.Response:
+    """The quarantine of mails intake could not read or store, newest first."""
     await require_agent(request, roles=READERS)
     limit = whole_number(request.query.get("limit", "50"), low=1, high=200)
     before = whole_number(request.query.get("cursor", str(2**63 - 1)), low=1)
@@ -205,6 +281,15 @@ async def list_quarantine(request: web.Request) -> web.Response:
     return web.json_response({"items": jsonable(items), "next_cursor": next_cursor})
 
 
+@documented(
+    "The raw source of a quarantined mail",
+    access="admin",
+    responses={
+        200: Media(
+            "message/rfc822", None, "the mail as it was kept, as an attachment quarantine-<id>.eml"
+        )
+    },
+)
 async def quarantined_raw(request: web.Request) -> web.Response:
     """The raw source of a quarantined mail, for an admin to inspect."""
     await require_agent(request, roles=WRITERS)
@@ -227,6 +312,21 @@ class SmsNumberBody(Body):
     enabled: bool = True
 
 
+class SmsNumberView(View):
+    """An SMS number as admins see it: the auth token is never shown, only whether it is set."""
+
+    id: int
+    name: str
+    account_sid: str
+    auth_token_set: bool
+    from_number: str | None = Field(description="E.164; null: the Messaging Service picks")
+    messaging_service_sid: str | None
+    enabled: bool
+    from_environment: bool = Field(description="made from the TWILIO_* settings: read-only here")
+    created_at: datetime
+    updated_at: datetime
+
+
 def _sms_view(row: asyncpg.Record) -> dict[str, Any]:
     """Everything but the auth token, which the API only says is set."""
     view = {k: v for k, v in dict(row).items() if k != "auth_token"}
@@ -234,13 +334,18 @@ def _sms_view(row: asyncpg.Record) -> dict[str, Any]:
     return dict(jsonable(view))
 
 
+@documented("List SMS numbers", access="readers", responses={200: Page[SmsNumberView]})
 async def list_sms_numbers(request: web.Request) -> web.Response:
+    """Every Twilio number (or Messaging Service), the environment's included, oldest first."""
     await require_agent(request, roles=READERS)
     rows = await sms.list_all(request.app[CONNS].db)
     return web.json_response({"items": [_sms_view(r) for r in rows], "next_cursor": None})
 
 
+@documented("Add an SMS number", access="admin", body=SmsNumberBody, responses={201: SmsNumberView})
 async def create_sms_number(request: web.Request) -> web.Response:
+    """A Twilio account's number, or a Messaging Service (from_number or
+    messaging_service_sid, at least one). The auth token is sealed and never shown again."""
     by = await require_agent(request, roles=WRITERS)
     body = await read_json(request, SmsNumberBody)
     if not (body.from_number or body.messaging_service_sid):
@@ -268,7 +373,14 @@ async def create_sms_number(request: web.Request) -> web.Response:
     return web.json_response(_sms_view(row), status=201)
 
 
+@documented(
+    "Delete an SMS number (not one in use, nor the environment's)",
+    access="admin",
+    responses={204: None},
+)
 async def delete_sms_number(request: web.Request) -> web.Response:
+    """Delete a number no conversation and no routing rule uses (409 channel_in_use
+    otherwise); the one from TWILIO_* answers 404."""
     by = await require_agent(request, roles=WRITERS)
     number_id = path_id(request)
     try:

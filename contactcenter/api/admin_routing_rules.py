@@ -29,6 +29,7 @@ from pydantic import (
 
 from contactcenter.api.auth import require_agent
 from contactcenter.api.keys import CONNS
+from contactcenter.api.openapi import Page, View, documented
 from contactcenter.api.parsing import Body, CleanStr, Patch, path_id, read_json
 from contactcenter.api.serialize import jsonable
 from contactcenter.domain import rules as domain
@@ -309,6 +310,92 @@ class DryRunBody(Body):
         return self
 
 
+# ---- what is answered
+
+
+class RuleView(View):
+    id: int
+    name: str
+    # 1-based place in evaluation order
+    position: int
+    enabled: bool
+    # as they were saved: the shapes the request bodies take
+    conditions: Conditions
+    actions: list[Action]
+    created_at: datetime
+    updated_at: datetime
+
+
+class MatchedRuleView(View):
+    """A saved rule that matched."""
+
+    id: int
+    name: str
+
+
+class MatchedDraftView(View):
+    """A draft rule that matched: its place in the list tested, from 0."""
+
+    id: None
+    index: int
+    name: str
+
+
+class DryRunOutcomeView(View):
+    """What the matched rules decided; null or empty where no rule said anything."""
+
+    team_id: int | None
+    priority: int | None
+    sla_policy_id: int | None
+    tags: list[str]
+    skills: list[str]
+    to_account_manager: bool
+    complaint: bool
+    auto_reply: str | None
+    auto_reply_rule_id: int | None = Field(
+        description="the saved rule whose auto-reply it is (null when drafts were tested)"
+    )
+    auto_reply_rule_index: int | None = Field(
+        None,
+        description="only when drafts were tested: the index (from 0) of the draft whose "
+        "auto-reply it is",
+    )
+
+
+class DryRunRouteView(View):
+    """Where a new conversation would go: the rules' outcome with the default team and the
+    tier's SLA policy."""
+
+    team_id: int | None
+    team_source: Literal["rule", "current", "default"]
+    priority: int
+    tier: int
+    sla_policy_id: int | None
+    sla_policy_source: Literal["rule", "tier"] | None
+    tags: list[str]
+    required_skills: list[str]
+    complaint: bool
+    to_account_manager: bool
+
+
+class DryRunFactsView(View):
+    at: datetime
+    tier: int
+    # the primary language subtag detected from subject and text; null if unknown
+    language: str | None
+    inside_business_hours: dict[str, bool] = Field(
+        description="whether `at` is inside each calendar the rules read, by calendar id; "
+        '"default" is the default calendar'
+    )
+
+
+class DryRunView(View):
+    matched: list[MatchedRuleView | MatchedDraftView]
+    outcome: DryRunOutcomeView
+    route: DryRunRouteView
+    facts: DryRunFactsView
+
+
 def _conditions_json(conditions: Conditions) -> dict[str, Any]:
     return dict(conditions.model_dump(mode="json", by_alias=True, exclude_none=True))
 
@@ -333,26 +420,36 @@ def _view(row: asyncpg.Record) -> dict[str, Any]:
 # ---- handlers
 
 
+@documented(
+    "List routing rules, in evaluation order", access="readers", responses={200: Page[RuleView]}
+)
 async def list_rules(request: web.Request) -> web.Response:
+    """Every rule, in the order they are evaluated (not paginated: next_cursor is null)."""
     await require_agent(request, roles=READERS)
     rows = await service.list_rules(request.app[CONNS])
     return web.json_response({"items": [_view(r) for r in rows], "next_cursor": None})
 
 
+@documented("Create a routing rule", access="admin", body=RuleBody, responses={201: RuleView})
 async def create_rule(request: web.Request) -> web.Response:
+    """Insert a rule at `position` (left out, or past the end: last)."""
     by = await require_agent(request, roles=WRITERS)
     body = await read_json(request, RuleBody)
     row = await service.create_rule(request.app[CONNS], _draft(body), body.position, by=by)
     return web.json_response(_view(row), status=201)
 
 
+@documented("A routing rule", access="readers", responses={200: RuleView})
 async def get_rule(request: web.Request) -> web.Response:
+    """One rule, with its place in evaluation order."""
     await require_agent(request, roles=READERS)
     row = await service.get_rule(request.app[CONNS], path_id(request))
     return web.json_response(_view(row))
 
 
+@documented("Change a routing rule", access="admin", body=RulePatch, responses={200: RuleView})
 async def update_rule(request: web.Request) -> web.Response:
+    """Change what is sent (a field left out keeps its value); the rule is checked whole."""
     by = await require_agent(request, roles=WRITERS)
     rule_id = path_id(request)
     body = await read_json(request, RulePatch)
@@ -369,21 +466,37 @@ async def update_rule(request: web.Request) -> web.Response:
     return web.json_response(_view(row))
 
 
+@documented("Delete a routing rule", access="admin", responses={204: None})
 async def delete_rule(request: web.Request) -> web.Response:
+    """Delete a rule; the rules after it move up."""
     by = await require_agent(request, roles=WRITERS)
     await service.delete_rule(request.app[CONNS], path_id(request), by=by)
     return web.Response(status=204)
 
 
+@documented(
+    "Put the routing rules in a new order",
+    access="admin",
+    body=OrderBody,
+    responses={200: Page[RuleView]},
+)
 async def reorder_rules(request: web.Request) -> web.Response:
+    """The ids of every rule, each once, in the new order; answers every rule in that order."""
     by = await require_agent(request, roles=WRITERS)
     body = await read_json(request, OrderBody)
     rows = await service.reorder(request.app[CONNS], body.ids, by=by)
     return web.json_response({"items": [_view(r) for r in rows], "next_cursor": None})
 
 
+@documented(
+    "Dry-run the routing rules on a sample message",
+    access="readers",
+    body=DryRunBody,
+    responses={200: DryRunView},
+)
 async def test_rules(request: web.Request) -> web.Response:
-    """The dry run: supervisors may run it too, it changes nothing."""
+    """What the saved rules (or the drafts in `rules`, instead) would decide for a new
+    conversation with this message from this contact; changes nothing."""
     await require_agent(request, roles=READERS)
     body = await read_json(request, DryRunBody)
     message = SampleMessage(**body.message.model_dump())

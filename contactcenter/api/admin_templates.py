@@ -8,6 +8,7 @@ is refused, are domain.templates' and services.templates'.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any, Self
 
 import asyncpg
@@ -17,6 +18,7 @@ from pydantic import Field, StrictInt, model_validator
 from contactcenter.api.auth import require_agent
 from contactcenter.api.errors import ApiError
 from contactcenter.api.keys import CONNS
+from contactcenter.api.openapi import Page, View, documented
 from contactcenter.api.parsing import MAX_ID, Body, CleanStr, Patch, path_id, read_json
 from contactcenter.api.serialize import jsonable
 from contactcenter.domain.enums import Channel, Role
@@ -75,6 +77,36 @@ class PreviewBody(Body):
         return self
 
 
+class TemplatesQuery(Body):
+    """Documentation only: list_templates reads the query by hand. Every filter is optional."""
+
+    purpose: Purpose | None = None
+    channel: Channel | None = None
+    locale: str | None = Field(None, description='a language tag ("en", "zh-CN"), any case')
+
+
+class TemplateView(View):
+    id: int
+    purpose: Purpose
+    channel: Channel
+    locale: str
+    # e-mail only
+    subject: str | None
+    body_text: str
+    # e-mail only
+    body_html: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class RenderedView(View):
+    # e-mail only
+    subject: str | None
+    text: str
+    # e-mail only, when the template has an HTML body
+    html: str | None
+
+
 def _view(row: asyncpg.Record) -> dict[str, Any]:
     return dict(jsonable(dict(row)))
 
@@ -102,7 +134,15 @@ def _query_locale(request: web.Request) -> str | None:
         raise ApiError(422, "invalid_query", error.message, {"field": "locale"}) from None
 
 
+@documented(
+    "List templates",
+    access="readers",
+    query=TemplatesQuery,
+    responses={200: Page[TemplateView]},
+)
 async def list_templates(request: web.Request) -> web.Response:
+    """Every template that matches the filters, by purpose, channel and locale (not
+    paginated: next_cursor is null)."""
     await require_agent(request, roles=READERS)
     rows = await templates.list_all(
         request.app[CONNS].db,
@@ -113,20 +153,26 @@ async def list_templates(request: web.Request) -> web.Response:
     return web.json_response({"items": [_view(r) for r in rows], "next_cursor": None})
 
 
+@documented("Create a template", access="admin", body=TemplateBody, responses={201: TemplateView})
 async def create_template(request: web.Request) -> web.Response:
+    """A template for one purpose, channel and locale (at most one for each)."""
     by = await require_agent(request, roles=WRITERS)
     body = await read_json(request, TemplateBody)
     row = await service.create(request.app[CONNS], body.model_dump(exclude_unset=True), by=by)
     return web.json_response(_view(row), status=201)
 
 
+@documented("A template", access="readers", responses={200: TemplateView})
 async def get_template(request: web.Request) -> web.Response:
+    """One template, with its sources."""
     await require_agent(request, roles=READERS)
     row = await service.get(request.app[CONNS], path_id(request))
     return web.json_response(_view(row))
 
 
+@documented("Change a template", access="admin", body=TemplatePatch, responses={200: TemplateView})
 async def update_template(request: web.Request) -> web.Response:
+    """Change what is sent (a field left out keeps its value); the template is checked whole."""
     by = await require_agent(request, roles=WRITERS)
     template_id = path_id(request)
     body = await read_json(request, TemplatePatch)
@@ -135,12 +181,20 @@ async def update_template(request: web.Request) -> web.Response:
     return web.json_response(_view(row))
 
 
+@documented("Delete a template", access="admin", responses={204: None})
 async def delete_template(request: web.Request) -> web.Response:
+    """Delete a template; care falls back to another locale's, as for one never written."""
     by = await require_agent(request, roles=WRITERS)
     await service.delete(request.app[CONNS], path_id(request), by=by)
     return web.Response(status=204)
 
 
+@documented(
+    "Preview a template rendered for a contact",
+    access="readers",
+    body=PreviewBody,
+    responses={200: RenderedView},
+)
 async def preview_template(request: web.Request) -> web.Response:
     """The template rendered for a contact; writes nothing (so supervisors may use it too)."""
     await require_agent(request, roles=READERS)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import asyncpg
 from aiohttp import web
@@ -19,9 +19,10 @@ from pydantic import Field, StrictFloat, StrictInt, StrictStr
 from contactcenter.api.auth import require_agent
 from contactcenter.api.errors import ApiError
 from contactcenter.api.keys import CONNS
+from contactcenter.api.openapi import Page, View, documented
 from contactcenter.api.parsing import Body, CleanStr, path_id, read_json, whole_number
 from contactcenter.api.serialize import jsonable
-from contactcenter.domain.enums import Role, TierMethod
+from contactcenter.domain.enums import Role, TierChangeReason, TierMethod
 from contactcenter.domain.tiers import Tier, TierConfig, format_share, parse_share, parse_value
 from contactcenter.services import tiers
 
@@ -53,6 +54,86 @@ class PinBody(Body):
     # required: a tier pins, null unpins
     tier: Annotated[StrictInt, Field(ge=1, le=4)] | None
     note: Annotated[CleanStr, Field(max_length=500)] | None = None
+
+
+class TierHistoryQuery(Body):
+    """Documentation only: tier_history reads the query by hand."""
+
+    limit: Annotated[int, Field(ge=1, le=HISTORY_PAGE_MAX)] = HISTORY_PAGE
+    cursor: str | None = Field(None, description="the next_cursor of the previous page")
+
+
+# a decimal written as text ("20000.00", "12.5"), so nothing is lost to floating point
+DecimalText = Annotated[str, Field(pattern=r"^[0-9]+(\.[0-9]+)?$")]
+
+
+class TierView(View):
+    rank: Literal[1, 2, 3, 4]
+    label: str
+    # by thresholds: the least value in the tier
+    min_value: DecimalText | None
+    # by shares: the tier's share of the customer base ranked by value, in percent
+    share_percent: DecimalText | None
+    # the tier's default SLA policy
+    sla_policy_id: int | None
+
+
+class TierConfigView(View):
+    method: TierMethod
+    tiers: list[TierView]
+    # when contacts were last recomputed (null: never)
+    recomputed_at: datetime | None
+
+
+class BoundView(View):
+    rank: int
+    # the value that opened the tier in this run; null: none did (by shares, the tier's share
+    # of the customers came to no one)
+    min_value: DecimalText | None
+
+
+class RecomputeView(View):
+    method: TierMethod
+    examined: int
+    # contacts whose tier in force changed
+    changed: int
+    duration_ms: int
+    recomputed_at: datetime
+    bounds: list[BoundView]
+
+
+class PinView(View):
+    contact_id: int
+    # the tier in force: the pin when there is one, else the computed tier
+    tier: int
+    computed_tier: int
+    pinned_tier: int | None
+    # false when the pin was already so (nothing was recorded)
+    changed: bool
+
+
+class TierChangeDetail(View):
+    """Why: the value and method behind a computed change, or the admin's note on a pin."""
+
+    value: str | None = Field(None, description="recompute, value: the contact's value")
+    method: TierMethod | None = Field(None, description="recompute, value: how tiers were set")
+    note: str | None = Field(None, description="pin, unpin: the admin's note")
+
+
+class ChangedBy(View):
+    id: int
+    name: str
+
+
+class TierChangeView(View):
+    id: int
+    from_tier: int | None
+    to_tier: int
+    reason: TierChangeReason
+    detail: TierChangeDetail
+    # the admin who pinned or unpinned; null for computed changes (or a deleted agent)
+    changed_by: ChangedBy | None
+    changed_at: datetime
 
 
 def _money(value: Decimal | None) -> str | None:
@@ -100,13 +181,26 @@ def _sla_policy_kept(body: TiersBody) -> set[int]:
     return {t.rank for t in body.tiers if "sla_policy_id" not in t.model_fields_set}
 
 
+@documented(
+    "The tiers and how they are computed", access="readers", responses={200: TierConfigView}
+)
 async def get_tiers(request: web.Request) -> web.Response:
+    """The method (thresholds or shares), each tier's label, bound and default SLA policy,
+    and when contacts were last recomputed."""
     await require_agent(request, roles=READERS)
     config, recomputed_at = await tiers.load_config(request.app[CONNS])
     return web.json_response(_config_view(config, recomputed_at))
 
 
+@documented(
+    "Replace the tiers and how they are computed",
+    access="admin",
+    body=TiersBody,
+    responses={200: TierConfigView},
+)
 async def put_tiers(request: web.Request) -> web.Response:
+    """Replace the whole configuration; contacts are recomputed by the next scheduled check
+    (or POST /v1/admin/tiers/recompute at once)."""
     by = await require_agent(request, roles=WRITERS)
     body = await read_json(request, TiersBody)
     conns = request.app[CONNS]
@@ -115,6 +209,7 @@ async def put_tiers(request: web.Request) -> web.Response:
     return web.json_response(_config_view(config, recomputed_at))
 
 
+@documented("Recompute every contact's tier now", access="admin", responses={200: RecomputeView})
 async def recompute(request: web.Request) -> web.Response:
     """Recompute every contact's tier now (seconds for a million contacts)."""
     by = await require_agent(request, roles=WRITERS)
@@ -135,7 +230,9 @@ async def recompute(request: web.Request) -> web.Response:
     )
 
 
+@documented("Pin or unpin a contact's tier", access="admin", body=PinBody, responses={200: PinView})
 async def pin_tier(request: web.Request) -> web.Response:
+    """Pin the contact to a tier (it wins over the computed one), or unpin it with null."""
     admin = await require_agent(request, roles=WRITERS)
     contact_id = path_id(request)
     body = await read_json(request, PinBody)
@@ -159,7 +256,14 @@ def _history_item(row: asyncpg.Record) -> dict[str, Any]:
     return dict(jsonable(item))
 
 
+@documented(
+    "A contact's tier changes, newest first",
+    access="readers",
+    query=TierHistoryQuery,
+    responses={200: Page[TierChangeView]},
+)
 async def tier_history(request: web.Request) -> web.Response:
+    """Every change of the contact's tier in force, and every pin and unpin."""
     await require_agent(request, roles=READERS)
     contact_id = path_id(request)
     limit = whole_number(

@@ -7,16 +7,19 @@ or a time with an offset; limit 1..200 (50); cursor: the next_cursor of the prev
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, time
-from typing import Any
+from typing import Annotated, Any
 
 import asyncpg
 from aiohttp import web
+from pydantic import AwareDatetime, Field
 
 from contactcenter.api.auth import require_agent
 from contactcenter.api.errors import ApiError
 from contactcenter.api.keys import CONNS
-from contactcenter.api.parsing import MAX_ID, whole_number
+from contactcenter.api.openapi import Page, View, documented
+from contactcenter.api.parsing import MAX_ID, Body, whole_number
 from contactcenter.api.serialize import jsonable
+from contactcenter.domain.audit import AuditAction
 from contactcenter.domain.enums import Role
 from contactcenter.store import audit
 
@@ -24,6 +27,44 @@ READERS = (Role.ADMIN,)
 DEFAULT_PAGE = 50
 MAX_PAGE = 200
 MAX_TEXT = 200
+
+
+Text = Annotated[str, Field(min_length=1, max_length=MAX_TEXT)]
+# a date is midnight UTC
+Instant = date | AwareDatetime
+
+
+class AuditQuery(Body):
+    """Documentation only: list_audit reads the query by hand."""
+
+    entity: Text | None = Field(None, description='what was changed: "team", "routing_rule" ...')
+    entity_id: Text | None = Field(None, description="the id of what was changed")
+    agent_id: Annotated[int, Field(ge=1, le=MAX_ID)] | None = Field(
+        None, description="who changed it"
+    )
+    from_: Instant | None = Field(
+        None, alias="from", description="changes at or after: a date or a time with an offset"
+    )
+    to: Instant | None = Field(None, description="changes before: a date or a time with an offset")
+    limit: Annotated[int, Field(ge=1, le=MAX_PAGE)] = DEFAULT_PAGE
+    cursor: str | None = Field(None, description="the next_cursor of the previous page")
+
+
+class AuditEntryView(View):
+    id: int
+    at: datetime
+    # who made the change (null: the system, or an agent since deleted)
+    agent_id: int | None
+    # the agent's name as it was then
+    agent_name: str | None
+    action: AuditAction
+    entity: str
+    entity_id: str | None
+    # the row before and after: the whole row for a create or delete, only the fields that
+    # changed for an update; secrets are never kept
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None
+    request_id: str | None
 
 
 def _invalid(field: str, message: str) -> ApiError:
@@ -57,7 +98,14 @@ def _view(row: asyncpg.Record) -> dict[str, Any]:
     return dict(jsonable(dict(row)))
 
 
+@documented(
+    "The audit log of admin changes",
+    access="admin",
+    query=AuditQuery,
+    responses={200: Page[AuditEntryView]},
+)
 async def list_audit(request: web.Request) -> web.Response:
+    """Who changed what and when, newest first, with the values before and after."""
     await require_agent(request, roles=READERS)
     query = request.query
     limit = whole_number(query.get("limit", str(DEFAULT_PAGE)), low=1, high=MAX_PAGE)

@@ -8,6 +8,7 @@ refused are services.canned_responses'.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any
 
 import asyncpg
@@ -17,6 +18,7 @@ from pydantic import Field, StrictInt
 from contactcenter.api.auth import require_agent
 from contactcenter.api.errors import ApiError
 from contactcenter.api.keys import CONNS
+from contactcenter.api.openapi import Page, View, documented
 from contactcenter.api.parsing import (
     MAX_ID,
     Body,
@@ -65,6 +67,38 @@ class CannedResponseBody(CannedResponsePatch):
 
 class RenderBody(Body):
     conversation_id: Id
+
+
+class CannedResponsesQuery(Body):
+    """Documentation only: the lists read the query by hand."""
+
+    q: Annotated[str, Field(max_length=service.MAX_QUERY_CHARS)] | None = Field(
+        None, description="text found in the shortcut, title or body (any case)"
+    )
+    team_id: Annotated[int, Field(ge=1, le=MAX_ID)] | None = Field(
+        None, description="only this team's responses"
+    )
+    limit: Annotated[int, Field(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT
+    cursor: str | None = Field(None, description="the next_cursor of the previous page")
+
+
+class CannedResponseView(View):
+    id: int
+    shortcut: str
+    title: str
+    body_text: str
+    # null: any language
+    locale: str | None
+    # null: every agent
+    team_id: int | None
+    # null: an agent since deleted
+    created_by: int | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class RenderedText(View):
+    text: str
 
 
 def _view(row: asyncpg.Record) -> dict[str, Any]:
@@ -124,24 +158,47 @@ async def _page(request: web.Request, agent: Agent) -> web.Response:
 # --- admins ----------------------------------------------------------------------------------
 
 
+@documented(
+    "List canned responses",
+    access="readers",
+    query=CannedResponsesQuery,
+    responses={200: Page[CannedResponseView]},
+)
 async def admin_list(request: web.Request) -> web.Response:
+    """Every canned response, in shortcut order."""
     return await _page(request, await require_agent(request, roles=READERS))
 
 
+@documented(
+    "Create a canned response",
+    access="admin",
+    body=CannedResponseBody,
+    responses={201: CannedResponseView},
+)
 async def admin_create(request: web.Request) -> web.Response:
+    """A response for every agent, or for one team's (team_id)."""
     agent = await require_agent(request, roles=WRITERS)
     body = await read_json(request, CannedResponseBody)
     row = await service.create(request.app[CONNS], agent, body.model_dump(exclude_unset=True))
     return web.json_response(_view(row), status=201)
 
 
+@documented("A canned response", access="readers", responses={200: CannedResponseView})
 async def admin_get(request: web.Request) -> web.Response:
+    """One canned response, whoever it is for."""
     await require_agent(request, roles=READERS)
     row = await service.get(request.app[CONNS], path_id(request))
     return web.json_response(_view(row))
 
 
+@documented(
+    "Change a canned response",
+    access="admin",
+    body=CannedResponsePatch,
+    responses={200: CannedResponseView},
+)
 async def admin_update(request: web.Request) -> web.Response:
+    """Change what is sent (a field left out keeps its value); the response is checked whole."""
     by = await require_agent(request, roles=WRITERS)
     response_id = path_id(request)
     body = await read_json(request, CannedResponsePatch)
@@ -150,7 +207,9 @@ async def admin_update(request: web.Request) -> web.Response:
     return web.json_response(_view(row))
 
 
+@documented("Delete a canned response", access="admin", responses={204: None})
 async def admin_delete(request: web.Request) -> web.Response:
+    """Delete a canned response."""
     by = await require_agent(request, roles=WRITERS)
     await service.delete(request.app[CONNS], path_id(request), by=by)
     return web.Response(status=204)
@@ -159,10 +218,24 @@ async def admin_delete(request: web.Request) -> web.Response:
 # --- agents ----------------------------------------------------------------------------------
 
 
+@documented(
+    "The canned responses the caller may use",
+    access="any",
+    query=CannedResponsesQuery,
+    responses={200: Page[CannedResponseView]},
+)
 async def list_for_agent(request: web.Request) -> web.Response:
+    """Those for everyone and those for the caller's teams (supervisors and admins see every
+    one), in shortcut order."""
     return await _page(request, await require_agent(request))
 
 
+@documented(
+    "Render a canned response for a conversation",
+    access="any",
+    body=RenderBody,
+    responses={200: RenderedText},
+)
 async def render(request: web.Request) -> web.Response:
     """The response's text for the conversation; writes nothing (the agent sends it, or edits
     it first, as a reply)."""

@@ -13,12 +13,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
-from pydantic import TypeAdapter, ValidationError
+from pydantic import Field, TypeAdapter, ValidationError
 
 from contactcenter.api.auth import require_agent
 from contactcenter.api.contacts import Name
 from contactcenter.api.errors import ApiError
 from contactcenter.api.keys import CONNS
+from contactcenter.api.openapi import Media, View, documented
+from contactcenter.api.parsing import Body
 from contactcenter.domain.contact_import import parse_region
 from contactcenter.domain.enums import Role
 from contactcenter.domain.errors import Invalid
@@ -50,6 +52,50 @@ class ImportLimits:
 IMPORT_LIMITS = web.AppKey("contact_import_limits", ImportLimits)
 
 _NAME: TypeAdapter[str] = TypeAdapter(Name)
+
+
+class ImportQuery(Body):
+    """Documentation only: _options reads ?region= by hand."""
+
+    region: str | None = Field(
+        None,
+        pattern=r"^\s*[A-Za-z]{2}\s*$",
+        description="the country (ISO 3166 code, any case: CN, US, GB ...) of phone numbers "
+        "written without +<country code>; default DEFAULT_PHONE_REGION",
+    )
+
+
+class ImportRowError(View):
+    # the CSV line the error is on (the header is line 1)
+    row: int
+    code: str
+    message: str
+
+
+class ImportReportView(View):
+    """What the import did (the same counts are in a 413's details)."""
+
+    # rows read, blank ones aside: created + updated + unchanged + error_count
+    rows: int
+    created: int
+    updated: int
+    unchanged: int
+    # the first MAX_ERRORS (1000), by line
+    errors: list[ImportRowError]
+    error_count: int
+    # the line a record that could not be read, or the size cap, stopped the import at:
+    # nothing from it on was written
+    stopped_at_line: int | None
+
+
+CSV_BODY = Media(
+    "text/csv",
+    {"type": "string"},
+    "UTF-8, the first line a header naming (in any case and order) email and/or phone, and "
+    "any of name, value, tags (;-separated), tier (1-4, none unpins), account_manager (an "
+    "agent's e-mail), birthday, timezone, locale, preferred_channel, consent_email, "
+    "consent_sms and field:<key>. An empty cell keeps what the contact has.",
+)
 
 
 def check_name(raw: str) -> str:
@@ -104,7 +150,17 @@ def _too_large(limits: ImportLimits, details: dict[str, Any]) -> ApiError:
     )
 
 
+@documented(
+    "Import customers from CSV",
+    access="admin",
+    body=CSV_BODY,
+    query=ImportQuery,
+    responses={200: ImportReportView},
+)
 async def import_contacts(request: web.Request) -> web.Response:
+    """Create or update a customer per CSV row, found by its e-mail or phone; a bad row is an
+    error in the report, never a stop. A body over the size cap answers 413 with the report of
+    the rows imported before it in its details."""
     admin = await require_agent(request, roles=WRITERS)
     limits = request.app[IMPORT_LIMITS]
     options = _options(request, limits)

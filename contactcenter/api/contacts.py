@@ -14,6 +14,7 @@ invalid_channel).
 
 from __future__ import annotations
 
+from datetime import date, datetime
 from typing import Annotated, Any
 
 from aiohttp import web
@@ -29,10 +30,12 @@ from pydantic import (
 
 from contactcenter.api.auth import require_agent
 from contactcenter.api.keys import CONNS
+from contactcenter.api.openapi import View, documented, left_out
 from contactcenter.api.parsing import MAX_ID, CleanStr, Patch, path_id, read_json
 from contactcenter.api.serialize import jsonable
 from contactcenter.domain.care import check_timezone
 from contactcenter.domain.contacts import (
+    ConsentSource,
     check_channel,
     check_consents,
     check_fields,
@@ -40,7 +43,7 @@ from contactcenter.domain.contacts import (
     normalise_tags,
     parse_birthday,
 )
-from contactcenter.domain.enums import Role
+from contactcenter.domain.enums import Channel, IdentityKind, Role
 from contactcenter.domain.tiers import parse_value
 from contactcenter.services import contacts
 from contactcenter.services.contacts import ContactChanges
@@ -81,6 +84,89 @@ class ContactPatch(Patch):
     consent: dict[StrictStr, StrictBool | None] | None = None
 
 
+TierRank = Annotated[int, Field(ge=1, le=4)]
+FieldName = Annotated[str, Field(pattern=r"^[a-z0-9_]{1,64}$")]  # domain.contacts.FIELD_KEY
+# a contact's own fields are flat: a string, a number or a boolean per name
+Fields = dict[FieldName, str | int | float | bool]
+
+
+class Claimed(View):
+    email: str = left_out()
+    phone: str = left_out()
+
+
+class Profile(View):
+    claimed: Claimed = left_out()
+
+
+class ContactTier(View):
+    rank: TierRank
+    label: str
+
+
+class AccountManager(View):
+    id: int
+    name: str
+
+
+class Consent(View):
+    granted: bool = Field(description="true: granted; false: withdrawn")
+    source: ConsentSource
+    changed_at: datetime
+
+
+class Consents(View):
+    """Per channel; null: never asked."""
+
+    email: Consent | None
+    sms: Consent | None
+    web: Consent | None
+
+
+class LastSatisfaction(View):
+    score: Annotated[int, Field(ge=1, le=5)]
+    comment: str | None
+    conversation_id: int
+    at: datetime
+
+
+class IdentityView(View):
+    kind: IdentityKind
+    value: str
+    created_at: datetime
+
+
+class ContactCard(View):
+    """The contact card (store.contacts.get_card)."""
+
+    id: int
+    name: str | None
+    profile: Profile = Field(
+        description="what the customer typed but nothing proved (claimed: a web visitor's "
+        "e-mail or phone): shown to agents, never used to find the customer"
+    )
+    value: str = Field(
+        pattern=r"^[0-9]{1,14}\.[0-9]{2}$", description="what the customer is worth, a decimal"
+    )
+    tier: ContactTier
+    pinned: bool = Field(description="an admin pinned the tier; a change of value keeps it")
+    tags: list[str]
+    fields: Fields
+    account_manager: AccountManager | None
+    birthday: date | None
+    timezone: str | None
+    locale: str | None
+    preferred_channel: Channel | None
+    consent: Consents
+    sms_opted_out: bool = Field(
+        description="one of the contact's numbers opted out of SMS (STOP); care never texts it"
+    )
+    last_satisfaction: LastSatisfaction | None
+    identities: list[IdentityView]
+    created_at: datetime
+    updated_at: datetime
+
+
 def _changes(body: ContactPatch) -> ContactChanges:
     """Everything checked before anything is written (domain errors carry their codes)."""
     return ContactChanges(
@@ -100,13 +186,20 @@ def _changes(body: ContactPatch) -> ContactChanges:
     )
 
 
+@documented("A contact card", access="any", responses={200: ContactCard})
 async def get_contact(request: web.Request) -> web.Response:
+    """Supervisors and admins see every contact; an agent sees a contact whose conversations
+    they may see (any other is contact_not_found)."""
     agent = await require_agent(request)
     card = await contacts.card(request.app[CONNS], agent, path_id(request))
     return web.json_response(jsonable(card))
 
 
+@documented("Change a contact", access="readers", body=ContactPatch, responses={200: ContactCard})
 async def patch_contact(request: web.Request) -> web.Response:
+    """Change any of name, value, tags, fields, account manager, and what care reads
+    (birthday, time zone, locale, preferred channel, consent per channel), all or nothing; the
+    answer is the new card. A new value moves the contact's tier unless it is pinned."""
     await require_agent(request, roles=EDITORS)
     contact_id = path_id(request)
     changes = _changes(await read_json(request, ContactPatch))

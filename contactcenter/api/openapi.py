@@ -20,7 +20,7 @@ from http import HTTPStatus
 from typing import Any, Generic, Literal, TypeVar
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 from contactcenter import __version__
@@ -79,6 +79,16 @@ class View(BaseModel):
     name is an error wherever responses are checked against the document."""
 
     model_config = ConfigDict(extra="forbid")
+
+
+def left_out(description: str | None = None) -> Any:
+    """A field of a view that the server may leave out, but never sends as null: documented
+    as not required, with its type alone (no null, no default)."""
+    return Field(default=None, description=description, json_schema_extra=_no_default)
+
+
+def _no_default(schema: dict[str, Any]) -> None:
+    schema.pop("default", None)
 
 
 class ErrorDetail(View):
@@ -276,7 +286,7 @@ def _operation(
                 "name": parameter,
                 "in": "query",
                 "required": parameter in required,
-                "schema": {k: v for k, v in schema.items() if k != "description"},
+                "schema": _not_null(schema),
             }
             if "description" in schema:
                 entry["description"] = schema["description"]
@@ -300,6 +310,21 @@ def _operation(
             "content": _content(operation.body, ref_of, "validation"),
         }
     return result
+
+
+def _not_null(schema: dict[str, Any]) -> dict[str, Any]:
+    """A query parameter's schema: a parameter is left out or has a value, never null, so
+    the model's `T | None = None` is documented as T."""
+    found = {k: v for k, v in schema.items() if k not in ("description", "default", "title")}
+    if schema.get("default") is not None:
+        found["default"] = schema["default"]
+    branches = [b for b in found.get("anyOf", ()) if b != {"type": "null"}]
+    if "anyOf" in found and len(branches) == 1:
+        del found["anyOf"]
+        found = {**branches[0], **found}
+    elif "anyOf" in found:
+        found["anyOf"] = branches
+    return found
 
 
 def _responses(operation: Operation, ref_of: RefOf) -> dict[str, Any]:

@@ -72,10 +72,27 @@ class Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+def _no_null_documented(schema: dict[str, Any], model: type[BaseModel]) -> None:
+    """The JSON Schema of a Patch: a `not_null` field is documented without null."""
+    properties = schema.get("properties", {})
+    for name in getattr(model, "not_null", ()):
+        field = properties.get(name)
+        if field is None or "anyOf" not in field:
+            continue
+        branches = [b for b in field["anyOf"] if b != {"type": "null"}]
+        field.pop("default", None)
+        if len(branches) == 1:
+            del field["anyOf"]
+            field.update(branches[0])
+        else:
+            field["anyOf"] = branches
+
+
 class Patch(Body):
     """A PATCH body: a field left out keeps its value. A field named in `not_null` always
     holds one, so null is refused there (leave it out to keep it)."""
 
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_no_null_documented)
     not_null: ClassVar[tuple[str, ...]] = ()
 
     @model_validator(mode="after")

@@ -21,7 +21,13 @@ from redis.exceptions import RedisError
 
 from contactcenter.api.auth import require_agent
 from contactcenter.api.errors import ApiError
+from contactcenter.api.event_frames import (
+    EventFrame,
+    EventId,
+)
 from contactcenter.api.keys import HUB
+from contactcenter.api.openapi import Media, documented, left_out
+from contactcenter.api.parsing import Body
 from contactcenter.conns import REDIS_CALL_TIMEOUT_SECONDS
 from contactcenter.domain.agents import Agent
 from contactcenter.events import (
@@ -233,6 +239,21 @@ async def drain_incoming(ws: web.WebSocketResponse, queue: asyncio.Queue[dict[st
         _offer(queue, CLOSE)
 
 
+# --- what GET /v1/events sends: one JSON text frame per message --------------------------------
+
+
+class EventsQuery(Body):
+    """Documentation only: agent_events reads ?after= (or Last-Event-ID) and ?token= by hand."""
+
+    after: EventId = left_out(
+        "the id of the last event the client saw: the socket first replays the events since "
+        "(the Last-Event-ID header says the same)"
+    )
+    token: str = left_out(
+        "the agent's token, for browsers that cannot set Authorization on a WebSocket"
+    )
+
+
 def _resume_after(request: web.Request) -> str | None:
     """?after=<event id> (or the Last-Event-ID header): the last event the client saw."""
     after = request.query.get("after", request.headers.get("Last-Event-ID"))
@@ -278,9 +299,28 @@ async def _catch_up(
         start = read_to
 
 
+@documented(
+    "Inbox events as they happen (WebSocket)",
+    access="any",
+    query=EventsQuery,
+    responses={
+        101: Media(
+            "application/json",
+            EventFrame,
+            "Switching Protocols. The socket then sends JSON text frames (this schema): first "
+            "hello; then, with ?after=, the events since that id the caller may see (a resync "
+            "instead when some are no longer kept); then each new event as it happens. A resync "
+            "frame may come at any time: events may have been missed, so re-read the inbox. "
+            "What the client sends is ignored.",
+        )
+    },
+)
 async def agent_events(request: web.Request) -> web.StreamResponse:
-    """GET /v1/events: the signed-in agent's inbox events, as they happen; ?after=<event id>
-    first replays the events since that one."""
+    """A WebSocket of the caller's inbox events: new messages and delivery statuses,
+    assignments, queueing, status and tag changes, overflows, recoveries, SLA warnings and breaches,
+    and their teams' presence changes, each only for conversations the caller may see. Each
+    event has an id; reconnecting with ?after=<id> (or Last-Event-ID) replays what came
+    since."""
     agent = await require_agent(request, allow_query=True)
     after = _resume_after(request)
     hub = request.app[HUB]

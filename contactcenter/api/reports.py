@@ -55,9 +55,7 @@ _DATE_ONLY = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}\Z")
 _PLUS_AS_SPACE = re.compile(r" ([0-9]{2}:?[0-9]{2})$")
 
 
-RANGE = (
-    "a date (2026-11-01, midnight UTC) or a time with an offset (2026-11-01T09:30:00+08:00)"
-)
+RANGE = "a date (2026-11-01, midnight UTC) or a time with an offset (2026-11-01T09:30:00+08:00)"
 
 
 class RangeQuery(Body):

@@ -17,8 +17,10 @@ import logging
 from html import escape
 
 from aiohttp import web
+from pydantic import BaseModel, Field
 
 from contactcenter.api.keys import CONNS
+from contactcenter.api.openapi import Answer, Media, documented
 from contactcenter.domain.errors import Conflict, DomainError, Invalid, NotFound
 from contactcenter.services import satisfaction
 from contactcenter.services.satisfaction import Survey
@@ -106,6 +108,33 @@ p.error{color:#a00}
 """
 
 
+class SurveyAnswerForm(BaseModel):
+    """Documentation only: the page's form, read by hand (_read_form)."""
+
+    score: int = Field(ge=1, le=5, description="1 (very dissatisfied) to 5 (very satisfied)")
+    comment: str = Field(
+        "",
+        max_length=satisfaction.MAX_COMMENT,
+        description="optional; control characters are dropped",
+    )
+
+
+TOKEN = {"token": {"type": "string", "description": "the signed token of the survey link"}}
+
+
+def _html(what: str) -> Media:
+    return Media("text/html", {"type": "string"}, what)
+
+
+# the refusal pages: <body data-code="..."> carries the code
+REFUSED: dict[int | str, Answer] = {
+    400: _html("invalid_link, or bad_request (a form that could not be read)"),
+    404: _html("survey_not_found"),
+    409: _html("already_answered"),
+    410: _html("link_expired"),
+}
+
+
 def _browser_locale(request: web.Request) -> str:
     """Before we know whose link it is: the browser's first choice of our two languages."""
     for part in request.headers.get("Accept-Language", "").split(","):
@@ -178,7 +207,15 @@ async def _open(request: web.Request) -> Survey | web.Response:
         return _refusal_page(_browser_locale(request), refused)
 
 
+@documented(
+    "The survey page of a follow-up",
+    access="public",
+    path=TOKEN,
+    responses={200: _html("the form: scores 1-5 and a comment box"), **REFUSED},
+)
 async def show_survey(request: web.Request) -> web.Response:
+    """The HTML page of the survey link, in the customer's language; a link that takes no
+    answer gets a page saying why."""
     survey = await _open(request)
     if isinstance(survey, web.Response):
         return survey
@@ -197,7 +234,20 @@ async def _read_form(request: web.Request, survey: Survey) -> dict[str, str] | w
     return {k: v for k, v in posted.items() if isinstance(v, str)}
 
 
+@documented(
+    "Answer the survey (the page's form)",
+    access="public",
+    path=TOKEN,
+    body=Media("application/x-www-form-urlencoded", SurveyAnswerForm),
+    responses={
+        200: _html("thanks (and, after a low score, that a supervisor will be in touch)"),
+        **REFUSED,
+        415: _html("unsupported_media_type: the form was not urlencoded"),
+        422: _html("invalid_score or comment_too_long: the form again, the comment kept"),
+    },
+)
 async def answer_survey(request: web.Request) -> web.Response:
+    """Record the score and comment the page's form posts, and answer a thank-you page."""
     survey = await _open(request)
     if isinstance(survey, web.Response):
         return survey
