@@ -21,13 +21,18 @@ async def _init_connection(conn: Connection) -> None:
         )
 
 
-async def create_pool(dsn: str, *, min_size: int = 2, max_size: int = 10) -> Pool:
+async def create_pool(
+    dsn: str, *, min_size: int = 2, max_size: int = 10, statement_cache_size: int = 100
+) -> Pool:
+    """`statement_cache_size=0` behind PgBouncer in transaction mode, where a prepared
+    statement may live on another server connection than the next query's."""
     pool = await asyncpg.create_pool(
         dsn,
         min_size=min_size,
         max_size=max_size,
         init=_init_connection,
         command_timeout=30,
+        statement_cache_size=statement_cache_size,
     )
     assert pool is not None
     return pool

@@ -38,6 +38,8 @@ class Settings:
     visitor_token_ttl_seconds: int = 30 * 24 * 3600
     db_pool_min: int = 2
     db_pool_max: int = 10
+    # prepared statements cached per connection; 0 behind PgBouncer in transaction mode
+    db_statement_cache_size: int = 100
     worker_max_jobs: int = 10
 
     # e-mail: a default mailbox from the environment (more through /v1/admin/channels)
@@ -128,6 +130,9 @@ class Settings:
             ),
             db_pool_min=number("DB_POOL_MIN", defaults.db_pool_min),
             db_pool_max=number("DB_POOL_MAX", defaults.db_pool_max),
+            db_statement_cache_size=number(
+                "DB_STATEMENT_CACHE_SIZE", defaults.db_statement_cache_size
+            ),
             worker_max_jobs=number("WORKER_MAX_JOBS", defaults.worker_max_jobs),
             default_agent_capacity=number(
                 "DEFAULT_AGENT_CAPACITY", defaults.default_agent_capacity

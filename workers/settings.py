@@ -47,6 +47,7 @@ def worker_options(settings: Settings, *, clock: Clock = utc_now) -> dict[str, A
             settings.database,
             min_size=settings.db_pool_min,
             max_size=max(settings.db_pool_max, 2 * settings.worker_max_jobs + 2),
+            statement_cache_size=settings.db_statement_cache_size,
         )
         conns = Conns(db=pool, redis=ctx["redis"], settings=settings, clock=clock)
         ctx["conns"] = conns

@@ -50,7 +50,12 @@ class MailListeners:
 
 async def run_mail_listeners(settings: Settings) -> None:
     settings.require("database_url", "redis_url", "secret_key")
-    pool = await db.create_pool(settings.database, min_size=1, max_size=settings.db_pool_max)
+    pool = await db.create_pool(
+        settings.database,
+        min_size=1,
+        max_size=settings.db_pool_max,
+        statement_cache_size=settings.db_statement_cache_size,
+    )
     redis = await create_redis(settings.redis)
     conns = Conns(db=pool, redis=redis, settings=settings)
     listeners = MailListeners(conns)

@@ -55,7 +55,10 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> web.Application
 
     async def resources(app: web.Application) -> AsyncIterator[None]:
         pool = await db.create_pool(
-            settings.database, min_size=settings.db_pool_min, max_size=settings.db_pool_max
+            settings.database,
+            min_size=settings.db_pool_min,
+            max_size=settings.db_pool_max,
+            statement_cache_size=settings.db_statement_cache_size,
         )
         redis = await create_redis(settings.redis)
         app[CONNS] = Conns(db=pool, redis=redis, settings=settings, clock=clock)
