@@ -41,6 +41,8 @@ class Settings:
     # prepared statements cached per connection; 0 behind PgBouncer in transaction mode
     db_statement_cache_size: int = 100
     worker_max_jobs: int = 10
+    # how long an idle worker waits between looks at the queue: the floor of a job's start lag
+    worker_poll_seconds: float = 0.01
 
     # e-mail: a default mailbox from the environment (more through /v1/admin/channels)
     imap_host: str | None = None
@@ -134,6 +136,7 @@ class Settings:
                 "DB_STATEMENT_CACHE_SIZE", defaults.db_statement_cache_size
             ),
             worker_max_jobs=number("WORKER_MAX_JOBS", defaults.worker_max_jobs),
+            worker_poll_seconds=decimal("WORKER_POLL_SECONDS", defaults.worker_poll_seconds),
             default_agent_capacity=number(
                 "DEFAULT_AGENT_CAPACITY", defaults.default_agent_capacity
             ),

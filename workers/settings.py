@@ -97,7 +97,7 @@ def worker_options(settings: Settings, *, clock: Clock = utc_now) -> dict[str, A
         "on_job_start": jobs.on_job_start,
         "on_job_end": metrics.job_ended,
         "max_jobs": settings.worker_max_jobs,
-        "poll_delay": 0.05,
+        "poll_delay": settings.worker_poll_seconds,
         "keep_result": 0,
         "job_timeout": SEND_TIMEOUT,
     }

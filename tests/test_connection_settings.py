@@ -1,6 +1,7 @@
-"""The pool's prepared-statement cache: on by default, off with DB_STATEMENT_CACHE_SIZE=0 (what
-PgBouncer in transaction mode needs: a statement prepared on one server connection is not
-there on the next transaction's)."""
+"""Settings that tune the processes' connections: the pool's prepared-statement cache (on by
+default, off with DB_STATEMENT_CACHE_SIZE=0, what PgBouncer in transaction mode needs: a
+statement prepared on one server connection is not there on the next transaction's), and how
+often a worker looks at the queue."""
 
 from __future__ import annotations
 
@@ -32,3 +33,16 @@ async def test_the_statement_cache_is_what_the_setting_says(
 
 def test_the_default_keeps_asyncpgs_cache() -> None:
     assert Settings.from_env({}).db_statement_cache_size == 100
+
+
+def test_workers_look_at_the_queue_as_often_as_the_setting_says() -> None:
+    from workers.settings import worker_options
+
+    secret = {
+        "DATABASE_URL": "postgresql://x@h/db",
+        "REDIS_URL": "redis://h",
+        "SECRET_KEY": "k" * 40,
+    }
+    assert worker_options(Settings.from_env(secret))["poll_delay"] == 0.01
+    slower = Settings.from_env({**secret, "WORKER_POLL_SECONDS": "0.05"})
+    assert worker_options(slower)["poll_delay"] == 0.05
