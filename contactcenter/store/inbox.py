@@ -95,11 +95,21 @@ def build(query: InboxQuery) -> tuple[str, list[Any]]:
     return sql, args
 
 
+# The best plan depends on the values: a team's few open conversations or the whole history.
+# A prepared statement is planned for its values only for its first five runs on a connection;
+# then PostgreSQL may keep one generic plan, which cannot use the indexes of the active work
+# (migrations/0013: partial, on the statuses) and reads the whole table. SET LOCAL keeps it to
+# this query (and works behind PgBouncer in transaction mode, unlike a connection setting).
+CUSTOM_PLAN = "SET LOCAL plan_cache_mode = force_custom_plan"
+
+
 async def list_conversations(
     db: Pool, query: InboxQuery
 ) -> tuple[list[dict[str, Any]], InboxCursor | None]:
     sql, args = build(query)
-    rows = [dict(r) for r in await db.fetch(sql, *args)]
+    async with db.acquire() as conn, conn.transaction():
+        await conn.execute(CUSTOM_PLAN)
+        rows = [dict(r) for r in await conn.fetch(sql, *args)]
     if len(rows) <= query.limit:
         return rows, None
     rows = rows[: query.limit]
