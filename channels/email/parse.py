@@ -15,9 +15,12 @@ import binascii
 import codecs
 import email
 import email.utils
+import hashlib
+import io
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from email.generator import BytesGenerator
 from email.message import EmailMessage, Message
 from email.parser import BytesParser
 from email.policy import EmailPolicy
@@ -212,6 +215,10 @@ _CHARSETS: dict[str, tuple[str, ...]] = {
     **dict.fromkeys(("iso-8859-1", "iso8859-1", "latin1", "latin-1"), _LATIN),
     **dict.fromkeys(("us-ascii", "ascii"), ("ascii", "utf-8", *_LATIN)),
     "iso-8859-8-i": ("iso-8859-8",),
+    # without a byte-order mark UTF-16 and UTF-32 are big-endian (RFC 2781), and Python's
+    # incremental decoders refuse such text outright
+    "utf-16": ("utf-16", "utf-16-be"),
+    "utf-32": ("utf-32", "utf-32-be"),
     "unknown-8bit": (),
     "x-unknown": (),
 }
@@ -243,11 +250,21 @@ def _decode_bytes(data: bytes, charset: str | None, *, truncated: bool = False) 
     names = _codec_names(charset)
     for name in dict.fromkeys((*names, "utf-8")):
         try:
-            return codecs.getincrementaldecoder(name)("strict").decode(data, final=not truncated)
+            text = codecs.getincrementaldecoder(name)("strict").decode(data, final=not truncated)
         except ValueError:
             continue
+        if not _LONE_SURROGATE.search(text):  # UTF-7 lets "+2D0-" through as half a pair
+            return text
     fallback = names[0] if names else "utf-8"
-    return codecs.getincrementaldecoder(fallback)("replace").decode(data, final=True)
+    try:
+        text = codecs.getincrementaldecoder(fallback)("replace").decode(data, final=True)
+    except ValueError:  # UTF-16 or UTF-32 without a byte-order mark, refused even so
+        text = codecs.getincrementaldecoder(names[-1])("replace").decode(data, final=True)
+    return _LONE_SURROGATE.sub("\ufffd", text)
+
+
+# not Unicode text: nh3 and PostgreSQL refuse a string that holds one
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 # -- headers -------------------------------------------------------------------------------
@@ -274,7 +291,8 @@ def _unfold(value: str) -> str:
 def _word_bytes(encoding: str, text: str) -> bytes:
     if encoding in "qQ":
         return binascii.a2b_qp(text.encode("ascii", "replace"), header=True)
-    text = text.rstrip("=")
+    # base64 is ASCII: a stray 8-bit byte in the word is dropped (a2b_base64 refuses str with it)
+    text = text.encode("ascii", "ignore").decode("ascii").rstrip("=")
     if len(text) % 4 == 1:  # one stray character: no base64 decoder takes it
         text = text[:-1]
     try:
@@ -365,7 +383,7 @@ def _addresses(values: list[str]) -> tuple[Address, ...]:
         for value in values:
             for token in _ADDRESS_DELIMITERS.split(value):
                 local, at, domain = token.partition("@")
-                if local and at and domain and "@" not in domain:
+                if local and at and domain and "@" not in domain and not _CONTROL.search(token):
                     found.append(Address(None, token.lower()))
     return tuple(found)
 
@@ -564,9 +582,26 @@ def _payload_bytes(msg: Message) -> bytes:
 
 def _message_bytes(inner: object) -> bytes:
     try:
-        return inner.as_bytes() if isinstance(inner, Message) else b""
+        if not isinstance(inner, Message):
+            return b""
+        out = io.BytesIO()  # Message.as_bytes(), with the generator below
+        _Generator(out, mangle_from_=False, policy=inner.policy).flatten(inner)
+        return out.getvalue()
     except Exception:  # the generator refuses some broken messages
         return str(inner).encode("utf-8", "surrogateescape") if inner is not None else b""
+
+
+class _Generator(BytesGenerator):
+    """The stdlib's, except that a multipart without a boundary gets one made from its text
+    rather than a random one: the same mail always parses to the same attachment."""
+
+    @classmethod
+    def _make_boundary(cls, text: bytes | str | None = None) -> str:
+        data = text.encode("utf-8", "surrogateescape") if isinstance(text, str) else text or b""
+        boundary = f"==============={hashlib.sha256(data).hexdigest()[:19]}=="
+        while f"--{boundary}".encode() in data:
+            boundary += "."
+        return boundary
 
 
 def _attach(found: _Found, part: _Part, data: bytes | None, msg: Message | None = None) -> None:

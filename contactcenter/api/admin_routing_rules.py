@@ -18,7 +18,6 @@ import asyncpg
 from aiohttp import web
 from pydantic import (
     AfterValidator,
-    AwareDatetime,
     Field,
     StrictBool,
     StrictFloat,
@@ -30,7 +29,7 @@ from pydantic import (
 from contactcenter.api.auth import require_agent
 from contactcenter.api.keys import CONNS
 from contactcenter.api.openapi import Page, View, documented
-from contactcenter.api.parsing import Body, CleanStr, Patch, path_id, read_json
+from contactcenter.api.parsing import Body, CleanStr, DateTimeText, Patch, path_id, read_json
 from contactcenter.api.serialize import jsonable
 from contactcenter.domain import rules as domain
 from contactcenter.domain.enums import Channel, Role
@@ -272,7 +271,7 @@ class SampleMessageBody(Body):
     mailbox_id: Id | None = None
     sms_number_id: Id | None = None
     # RFC 3339 with an offset; default now
-    at: AwareDatetime | None = None
+    at: DateTimeText | None = None
 
     @model_validator(mode="after")
     def _a_time_calendars_know(self) -> SampleMessageBody:

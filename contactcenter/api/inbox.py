@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Annotated, Literal
 
 from aiohttp import web
-from pydantic import AwareDatetime, Field, StrictInt
+from pydantic import Field, StrictInt
 
 from contactcenter.api.auth import require_agent
 from contactcenter.api.conversation_views import (
@@ -26,6 +26,7 @@ from contactcenter.api.parsing import (
     MAX_ID,
     Body,
     CleanStr,
+    DateTimeText,
     check_text,
     path_id,
     read_json,
@@ -62,7 +63,7 @@ class NoteBody(Body):
 
 class StatusBody(Body):
     status: SettableStatus
-    until: AwareDatetime | None = None
+    until: DateTimeText | None = None
 
 
 class AssignBody(Body):

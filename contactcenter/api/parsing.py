@@ -11,6 +11,7 @@ from typing import Annotated, Any, ClassVar, Self, TypeVar
 from aiohttp import web
 from pydantic import (
     AfterValidator,
+    AwareDatetime,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -64,6 +65,23 @@ def _text_only(value: object) -> object:
 
 # a date written as a date ("2026-10-01"), never a number of seconds
 IsoDate = Annotated[date, BeforeValidator(_text_only)]
+
+# RFC 3339, which OpenAPI's "date-time" means (pydantic alone also takes 1700000000, "1700000000"
+# and "2026-10-01 09:00")
+_DATE_TIME = re.compile(
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]+)?"
+    r"(?:[Zz]|[+-][0-9]{2}:[0-9]{2})\Z"
+)
+
+
+def _date_time_text(value: object) -> object:
+    if not isinstance(value, str) or not _DATE_TIME.match(value):
+        raise ValueError("must be a date and time with its offset, e.g. 2026-10-01T09:00:00+08:00")
+    return value
+
+
+# a moment written as RFC 3339 text with an offset, never a number of seconds
+DateTimeText = Annotated[AwareDatetime, BeforeValidator(_date_time_text)]
 
 
 class Body(BaseModel):
