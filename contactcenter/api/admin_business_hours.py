@@ -17,7 +17,7 @@ from contactcenter.api.errors import ApiError
 from contactcenter.api.keys import CONNS
 from contactcenter.api.openapi import Page, View, documented
 from contactcenter.api.parsing import Body, CleanStr, IsoDate, Patch, path_id, read_json
-from contactcenter.api.serialize import jsonable
+from contactcenter.api.serialize import jsonable, rfc3339
 from contactcenter.domain.business_hours import MAX_DATES
 from contactcenter.domain.enums import Role
 from contactcenter.services import business_hours as service
@@ -202,13 +202,14 @@ async def open_at(request: web.Request) -> web.Response:
     try:
         calendar, answer = await service.open_at(conns, calendar_id, at)
         local = at.astimezone(ZoneInfo(calendar.timezone))
+        shown_at, shown_local = rfc3339(at), rfc3339(local)
     except OverflowError:  # an instant at the edge of the calendar, e.g. year 9999
         raise ApiError(422, "invalid_query", "at is out of range") from None
     return web.json_response(
         {
             "open": answer,
-            "at": at.isoformat(),
-            "local_time": local.isoformat(),
+            "at": shown_at,
+            "local_time": shown_local,
             "timezone": calendar.timezone,
         }
     )

@@ -7,7 +7,8 @@ responses are `View` models, which list every field (extra fields are refused), 
 that checks real responses against the document finds a field the document does not name.
 
 Every operation also answers 4XX with the error envelope of API.md and 503 (with
-Retry-After) while PostgreSQL or Redis is away.
+Retry-After) while PostgreSQL or Redis is away; a 400 may also be aiohttp's own plain-text
+refusal of a request it could not read (a request line or a header over 8190 bytes).
 """
 
 from __future__ import annotations
@@ -335,14 +336,30 @@ def _responses(operation: Operation, ref_of: RefOf) -> dict[str, Any]:
         if answer is not None:
             entry["content"] = _content(answer, ref_of, "serialization")
         responses[str(status)] = entry
+    declared = responses.get("400")
+    if declared is None:
+        responses["400"] = {"$ref": "#/components/responses/BadRequest"}
+    else:  # a 400 of the operation's own (an HTML page): the HTTP layer's is plain text still
+        declared.setdefault("content", {}).update(UNREADABLE_REQUEST)
     responses.setdefault("4XX", {"$ref": "#/components/responses/ClientError"})
     responses.setdefault("503", {"$ref": "#/components/responses/Unavailable"})
     return responses
 
 
+# aiohttp answers a request it cannot read (a request line or a header over 8190 bytes, bytes
+# that are not HTTP/1.x) itself, before the app and its error envelope: 400 in plain text
+UNREADABLE_REQUEST = {"text/plain": {"schema": {"type": "string"}}}
+
+
 def _shared_responses() -> dict[str, Any]:
     error = {"application/json": {"schema": {"$ref": REF_TEMPLATE.format(model="Error")}}}
     return {
+        "BadRequest": {
+            "description": "The caller's mistake, in the error envelope; or, in plain text, a "
+            "request the HTTP layer could not read (a request line or a header over 8190 "
+            "bytes, or not HTTP at all), refused before the app saw it.",
+            "content": {**error, **UNREADABLE_REQUEST},
+        },
         "ClientError": {
             "description": "The caller's mistake, in the error envelope; the code says which.",
             "content": error,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any
 
 from contactcenter.api.errors import ApiError
@@ -21,6 +21,21 @@ def jsonable(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [jsonable(v) for v in value]
     return value
+
+
+def rfc3339(moment: datetime) -> str:
+    """`moment` in RFC 3339, whose offsets are whole minutes: a zone's local mean time (any
+    zone before its standard time, e.g. Paris +00:09:21 before 1891) and an offset sent with
+    seconds give the same instant at the offset rounded to the minute (in UTC when that would
+    fall before year 1)."""
+    offset = moment.utcoffset()
+    if offset is not None and offset % timedelta(minutes=1):
+        minutes = round(offset / timedelta(minutes=1))
+        try:
+            moment = moment.astimezone(timezone(timedelta(minutes=minutes)))
+        except OverflowError:
+            moment = moment.astimezone(UTC)
+    return moment.isoformat()
 
 
 def encode_cursor(cursor: InboxCursor | None) -> str | None:
