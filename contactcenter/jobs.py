@@ -12,6 +12,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
+from arq.constants import in_progress_key_prefix
 from redis.exceptions import RedisError
 
 from contactcenter.conns import REDIS_CALL_TIMEOUT_SECONDS, Conns
@@ -48,13 +49,43 @@ async def _enqueue(
     return job is not None
 
 
+def _route_job_id(conversation_id: int, route_version: int) -> str:
+    return f"route:{conversation_id}:{route_version}"
+
+
 async def enqueue_route(conns: Conns, conversation_id: int, route_version: int) -> bool:
     return await _enqueue(
         conns,
         ROUTE_CONVERSATION,
         conversation_id,
-        job_id=f"route:{conversation_id}:{route_version}",
+        job_id=_route_job_id(conversation_id, route_version),
     )
+
+
+async def release_orphaned_route(conns: Conns, conversation_id: int, route_version: int) -> bool:
+    """Let a route job that a worker started and never finished run again; True if it was.
+
+    A worker killed mid-job leaves arq's in-progress key behind, and arq starts the job again
+    only once that key expires (the worker's longest job timeout + 10 s: ten minutes), while
+    its id, taken, keeps enqueue_route from queueing it anew. The reconciler calls this for a
+    route due longer than its patience, when a route job takes milliseconds: without the key
+    the job, still in the queue, is started again at the next poll. Had its worker lived after
+    all, the job runs twice, which routing is safe to (invariant 5)."""
+    key = in_progress_key_prefix + _route_job_id(conversation_id, route_version)
+    try:
+        async with asyncio.timeout(REDIS_CALL_TIMEOUT_SECONDS):
+            released = await conns.redis.delete(key)
+    except (RedisError, OSError) as exc:  # TimeoutError is an OSError
+        logger.warning(
+            "releasing a route job failed",
+            extra={"conversation_id": conversation_id, "error": type(exc).__name__},
+        )
+        return False
+    if released:
+        logger.warning(
+            "route job released to run again", extra={"conversation_id": conversation_id}
+        )
+    return bool(released)
 
 
 async def enqueue_assign_waiting(conns: Conns, team_ids: list[int]) -> None:

@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
 from arq import cron
+from arq.connections import RedisSettings
 from arq.worker import Worker, func
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.exceptions import WatchError
 
 from channels.registry import build_senders
 from contactcenter import db, metrics
@@ -16,6 +23,8 @@ from contactcenter.domain import language
 from contactcenter.services import mailboxes, sms
 from contactcenter.settings import Settings
 from workers import jobs
+
+logger = logging.getLogger(__name__)
 
 # how often the reconciler looks for work whose job was lost
 RECONCILE_EVERY_SECONDS = 2
@@ -34,6 +43,52 @@ TIER_RECOMPUTE_TIMEOUT = 600
 # a million contacts' birthdays are scanned in well under a second; a backlog of sends is
 # enqueued DISPATCH_BATCH at a time
 CARE_TICK_TIMEOUT = 120
+
+
+# Redis away (restarting, failing over): the worker waits for it, every call retried with a
+# backoff growing to this, instead of its polling loop failing and the process exiting, as
+# Celery's workers do. A job's own calls stay bounded (conns.REDIS_CALL_TIMEOUT_SECONDS), and
+# the reconciler re-enqueues from PostgreSQL what an emptied Redis lost.
+REDIS_RETRY_CAP_SECONDS = 2.0
+# while it waits, a warning every this many failed attempts
+REDIS_RETRY_LOG_EVERY = 30
+
+
+class _WaitForRedis(ExponentialBackoff):
+    def compute(self, failures: int) -> float:
+        if failures % REDIS_RETRY_LOG_EVERY == 1:
+            logger.warning("Redis is not answering; the worker waits", extra={"tries": failures})
+        delay: float = super().compute(failures)
+        return delay
+
+
+def worker_redis_settings(url: str) -> RedisSettings:
+    settings = redis_settings(url)
+    settings.retry_on_error = [RedisConnectionError, RedisTimeoutError, OSError]
+    settings.retry = Retry(_WaitForRedis(cap=REDIS_RETRY_CAP_SECONDS, base=0.05), retries=-1)
+    return settings
+
+
+class WaitingWorker(Worker):
+    """arq's Worker, waiting out Redis going away (worker_redis_settings). One call is not
+    retried: a command inside a WATCH transaction (arq claiming a job, or queueing a cron job),
+    where redis-py raises WatchError when the connection drops, which would end arq's polling
+    loop and the process. Here it ends that poll only; the next one claims the job again."""
+
+    async def start_jobs(self, job_ids: list[bytes]) -> None:
+        try:
+            await super().start_jobs(job_ids)
+        except WatchError:
+            # arq (0.28) took a slot for the job before it began claiming it: give it back
+            self.job_counter -= 1
+            self.sem.release()
+            raise
+
+    async def _poll_iteration(self) -> None:
+        try:
+            await super()._poll_iteration()
+        except WatchError:
+            logger.warning("Redis dropped the connection in a transaction; polling again")
 
 
 def worker_options(settings: Settings, *, clock: Clock = utc_now) -> dict[str, Any]:
@@ -91,7 +146,7 @@ def worker_options(settings: Settings, *, clock: Clock = utc_now) -> dict[str, A
                 run_at_startup=True,
             ),
         ],
-        "redis_settings": redis_settings(settings.redis),
+        "redis_settings": worker_redis_settings(settings.redis),
         "on_startup": startup,
         "on_shutdown": shutdown,
         "on_job_start": jobs.on_job_start,
@@ -104,4 +159,4 @@ def worker_options(settings: Settings, *, clock: Clock = utc_now) -> dict[str, A
 
 
 def create_worker(settings: Settings, *, clock: Clock = utc_now, **overrides: Any) -> Worker:
-    return Worker(**{**worker_options(settings, clock=clock), **overrides})
+    return WaitingWorker(**{**worker_options(settings, clock=clock), **overrides})

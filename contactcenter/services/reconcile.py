@@ -30,6 +30,7 @@ RECONCILE_BATCH = 1000
 @dataclass
 class ReconcileReport:
     routes_enqueued: int = 0
+    routes_released: int = 0
     teams_filled: list[int] = field(default_factory=list)
     woken: int = 0
     sends_enqueued: int = 0
@@ -57,10 +58,7 @@ async def reconcile(conns: Conns) -> ReconcileReport:
             data={"status": row["status"]},
         )
 
-    for row in await conversations.route_due(conns.db, stale, RECONCILE_BATCH):
-        # the same id as ingest used: while that job still waits in the queue this is a no-op
-        if await jobs.enqueue_route(conns, row["id"], row["route_version"]):
-            report.routes_enqueued += 1
+    report.routes_enqueued, report.routes_released = await _route_again(conns, stale)
     for row in woken:
         if row["route_requested_at"] is not None:
             await jobs.enqueue_route(conns, row["id"], row["route_version"])
@@ -90,6 +88,7 @@ async def reconcile(conns: Conns) -> ReconcileReport:
         await jobs.enqueue_sla_notice(conns, event_id)
     if (
         report.routes_enqueued
+        or report.routes_released
         or report.woken
         or report.overflowed
         or report.sends_enqueued
@@ -99,6 +98,7 @@ async def reconcile(conns: Conns) -> ReconcileReport:
             "reconciled",
             extra={
                 "routes_enqueued": report.routes_enqueued,
+                "routes_released": report.routes_released,
                 "teams_filled": report.teams_filled,
                 "woken": report.woken,
                 "overflowed": report.overflowed,
@@ -107,6 +107,19 @@ async def reconcile(conns: Conns) -> ReconcileReport:
             },
         )
     return report
+
+
+async def _route_again(conns: Conns, stale: datetime) -> tuple[int, int]:
+    """Routing due since before `stale`: its job enqueued again, or let go to run again when a
+    worker took it and died. (how many of each)"""
+    enqueued = released = 0
+    for row in await conversations.route_due(conns.db, stale, RECONCILE_BATCH):
+        # the same id as ingest used: while that job still waits in the queue this is a no-op
+        if await jobs.enqueue_route(conns, row["id"], row["route_version"]):
+            enqueued += 1
+        elif await jobs.release_orphaned_route(conns, row["id"], row["route_version"]):
+            released += 1
+    return enqueued, released
 
 
 async def _wake_snoozed(
