@@ -98,7 +98,7 @@ BENCHES: tuple[Bench, ...] = (
 # Being written now (issue 9) by other hands: until each one is in the repository, `all` runs
 # without it, says so on stderr and lists it under "missing". Take a name out of here once its
 # module is committed; a missing benchmark not named here fails the run.
-NOT_YET_WRITTEN = frozenset({"chaos_queue", "chaos_store"})
+NOT_YET_WRITTEN: frozenset[str] = frozenset()
 NAMES = tuple(b.name for b in BENCHES)
 
 

@@ -35,6 +35,8 @@ PASSING_ERRORS: tuple[type[BaseException], ...] = (
     OSError,
     asyncpg.PostgresConnectionError,
     asyncpg.InterfaceError,
+    # a connection dropped in the middle of a statement (MagicStack/asyncpg#784)
+    asyncpg.InternalClientError,
     asyncpg.exceptions.OperatorInterventionError,
     RedisError,
 )

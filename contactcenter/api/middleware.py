@@ -45,9 +45,16 @@ _UNAVAILABLE = (
     asyncpg.ConnectionDoesNotExistError,
     asyncpg.TooManyConnectionsError,
     asyncpg.exceptions.OperatorInterventionError,  # "terminating connection": a restart
+    # a connection PostgreSQL ended under the request (a restart): asyncpg says "the underlying
+    # connection is closed" or "released back to the pool", or its protocol is left in a
+    # state it cannot leave (MagicStack/asyncpg#784); the pool replaces the connection
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
     RedisConnectionError,
     RedisTimeoutError,
 )
+# ... except bad input to a query, which asyncpg counts as an InterfaceError: our bug
+_NOT_UNAVAILABLE = (asyncpg.DataError,)
 
 
 @web.middleware
@@ -78,15 +85,15 @@ async def error_envelope(request: web.Request, handler: Handler) -> web.StreamRe
             raise
         code = _HTTP_CODES.get(error.status, "http_error")
         return error_response(error.status, code, error.reason, headers=_allow_header(error))
-    except _UNAVAILABLE as error:
-        logger.warning("dependency unavailable", extra={"error": type(error).__name__})
-        return error_response(
-            503,
-            "service_unavailable",
-            "the service is briefly unavailable; try again shortly",
-            headers={"Retry-After": RETRY_AFTER_SECONDS},
-        )
-    except Exception:
+    except Exception as error:
+        if isinstance(error, _UNAVAILABLE) and not isinstance(error, _NOT_UNAVAILABLE):
+            logger.warning("dependency unavailable", extra={"error": type(error).__name__})
+            return error_response(
+                503,
+                "service_unavailable",
+                "the service is briefly unavailable; try again shortly",
+                headers={"Retry-After": RETRY_AFTER_SECONDS},
+            )
         logger.exception("unhandled error", extra={"path": request.path})
         return error_response(
             500,
