@@ -26,7 +26,7 @@ from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 from contactcenter import __version__
 from contactcenter.api.keys import CONNS
-from contactcenter.api.parsing import MAX_ID
+from contactcenter.api.parsing import MAX_ID, without_null
 
 OPENAPI_VERSION = "3.1.0"
 OPERATION_ATTRIBUTE = "openapi_operation"
@@ -314,18 +314,9 @@ def _operation(
 
 
 def _not_null(schema: dict[str, Any]) -> dict[str, Any]:
-    """A query parameter's schema: a parameter is left out or has a value, never null, so
-    the model's `T | None = None` is documented as T."""
-    found = {k: v for k, v in schema.items() if k not in ("description", "default", "title")}
-    if schema.get("default") is not None:
-        found["default"] = schema["default"]
-    branches = [b for b in found.get("anyOf", ()) if b != {"type": "null"}]
-    if "anyOf" in found and len(branches) == 1:
-        del found["anyOf"]
-        found = {**branches[0], **found}
-    elif "anyOf" in found:
-        found["anyOf"] = branches
-    return found
+    """A query parameter's schema (a parameter is left out or has a value, never null); its
+    description goes on the parameter."""
+    return without_null({k: v for k, v in schema.items() if k not in ("description", "title")})
 
 
 def _responses(operation: Operation, ref_of: RefOf) -> dict[str, Any]:

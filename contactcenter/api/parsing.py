@@ -90,20 +90,25 @@ class Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+def without_null(schema: dict[str, Any]) -> dict[str, Any]:
+    """A field's JSON Schema for a value that is given or left out, never null: pydantic's
+    `T | None = None` (anyOf [T, null], default null) as T."""
+    found = {k: v for k, v in schema.items() if not (k == "default" and v is None)}
+    branches = [b for b in found.get("anyOf", ()) if b != {"type": "null"}]
+    if "anyOf" in found and len(branches) == 1:
+        del found["anyOf"]
+        found = {**branches[0], **found}
+    elif "anyOf" in found:
+        found["anyOf"] = branches
+    return found
+
+
 def _no_null_documented(schema: dict[str, Any], model: type[BaseModel]) -> None:
     """The JSON Schema of a Patch: a `not_null` field is documented without null."""
     properties = schema.get("properties", {})
     for name in getattr(model, "not_null", ()):
-        field = properties.get(name)
-        if field is None or "anyOf" not in field:
-            continue
-        branches = [b for b in field["anyOf"] if b != {"type": "null"}]
-        field.pop("default", None)
-        if len(branches) == 1:
-            del field["anyOf"]
-            field.update(branches[0])
-        else:
-            field["anyOf"] = branches
+        if name in properties:
+            properties[name] = without_null(properties[name])
 
 
 class Patch(Body):
