@@ -139,6 +139,13 @@ async def client(
 
 
 @pytest.fixture
+async def supervisor(db: asyncpg.Pool) -> dict[str, str]:
+    """The Authorization header of a supervisor (offline: takes no work)."""
+    _, token = await make_agent(db, name="Supervisor", role=Role.SUPERVISOR, online=False)
+    return bearer(token)
+
+
+@pytest.fixture
 async def admin(db: asyncpg.Pool) -> dict[str, str]:
     """The Authorization header of an admin."""
     _, token = await make_agent(db, name="Admin", role=Role.ADMIN, online=False)

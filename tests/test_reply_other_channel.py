@@ -18,15 +18,12 @@ from aiohttp.test_utils import TestClient
 from arq.worker import Worker
 
 from contactcenter.api.app import create_app
-from contactcenter.domain.enums import Role
 from contactcenter.services import mailboxes as mailbox_service
 from contactcenter.settings import Settings
 from contactcenter.store import mailboxes as mailbox_store
 from tests.helpers import (
-    bearer,
     error_code,
     eventually,
-    make_agent,
     make_worker,
     stop_worker,
     table_digests,
@@ -76,12 +73,6 @@ async def mailbox(db: asyncpg.Pool, both_settings: Settings, smtp_server: SmtpSe
             },
         ),
     )
-
-
-@pytest.fixture
-async def supervisor(db: asyncpg.Pool) -> dict[str, str]:
-    _, token = await make_agent(db, role=Role.SUPERVISOR, online=False)
-    return bearer(token)
 
 
 async def add_identity(db: asyncpg.Pool, conversation_id: int, kind: str, value: str) -> None:

@@ -77,12 +77,6 @@ async def reports(
     assert checker.problems == []
 
 
-@pytest.fixture
-async def supervisor(db: asyncpg.Pool) -> dict[str, str]:
-    _, token = await make_agent(db, name="Supervisor", role=Role.SUPERVISOR, online=False)
-    return bearer(token)
-
-
 async def report(client: Client, headers: dict[str, str], **query: Any) -> dict[str, Any]:
     response = await client.get(REPORT, params=query, headers=headers)
     body: dict[str, Any] = await response.json()

@@ -16,7 +16,6 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from contactcenter.api.app import create_app
-from contactcenter.domain.enums import Role
 from contactcenter.settings import Settings
 from tests.helpers import bearer, call, error_code, make_agent, start_chat
 from tests.openapi_check import checking
@@ -44,12 +43,6 @@ async def reports(
     checker = checking(app)
     yield await aiohttp_client(app)
     assert checker.problems == []
-
-
-@pytest.fixture
-async def supervisor(db: asyncpg.Pool) -> dict[str, str]:
-    _, token = await make_agent(db, name="Supervisor", role=Role.SUPERVISOR, online=False)
-    return bearer(token)
 
 
 async def report(client: Client, headers: dict[str, str], **query: Any) -> dict[str, Any]:
