@@ -154,9 +154,20 @@ async def answer_to(
 
 async def terminated_mid_statement(pool: asyncpg.Pool, killer: asyncpg.Connection) -> None:
     async with pool.acquire() as conn, conn.transaction():
+        pid = conn.get_server_pid()
         running = asyncio.create_task(conn.fetchval("SELECT pg_sleep(5)"))
-        await asyncio.sleep(0.1)  # the statement is on its way; its backend is then ended
-        await killer.execute("SELECT pg_terminate_backend($1)", conn.get_server_pid())
+
+        async def sleeping() -> bool:  # the statement runs on the server; then end its backend
+            return bool(
+                await killer.fetchval(
+                    "SELECT state = 'active' FROM pg_stat_activity"
+                    " WHERE pid = $1 AND query LIKE 'SELECT pg_sleep%'",
+                    pid,
+                )
+            )
+
+        await eventually(sleeping, within=5)
+        await killer.execute("SELECT pg_terminate_backend($1)", pid)
         await running
 
 
