@@ -8,10 +8,27 @@ import asyncpg
 from asyncpg.connection import Connection
 from asyncpg.pool import Pool
 
-__all__ = ["Connection", "Executor", "Pool", "create_pool"]
+__all__ = ["Connection", "Executor", "Pool", "create_pool", "database_away"]
 
 # what a read runs on: a connection (inside a transaction) or the pool (on its own)
 Executor = Connection | Pool
+
+
+# PostgreSQL away or restarting, not a bug: a connection refused, ended under a statement
+# ("terminating connection"), closed or released under a transaction, or a protocol left in a
+# state it cannot leave (MagicStack/asyncpg#784). The pool replaces the connection; the caller
+# should come back. Bad input to a query is an InterfaceError too (DataError): that one is ours.
+_AWAY: tuple[type[BaseException], ...] = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.TooManyConnectionsError,
+    asyncpg.exceptions.OperatorInterventionError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+)
+
+
+def database_away(error: BaseException) -> bool:
+    return isinstance(error, _AWAY) and not isinstance(error, asyncpg.DataError)
 
 
 async def _init_connection(conn: Connection) -> None:

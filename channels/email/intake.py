@@ -9,11 +9,11 @@ import asyncio
 import logging
 from dataclasses import dataclass
 
-import asyncpg
 from redis.exceptions import RedisError
 
 from channels.email.parse import EmailParseError, ParsedEmail, parse_email
 from contactcenter.conns import Conns
+from contactcenter.db import database_away
 from contactcenter.domain.email import AttachmentData, EmailDetails, synthetic_message_id
 from contactcenter.domain.enums import Channel, IdentityKind
 from contactcenter.domain.mailboxes import Mailbox
@@ -30,16 +30,9 @@ class Taken:
     quarantine_id: int | None = None
 
 
-# what means "the database or Redis is away": the mail stays where it is and is tried again
-PASSING_ERRORS: tuple[type[BaseException], ...] = (
-    OSError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.InterfaceError,
-    # a connection dropped in the middle of a statement (MagicStack/asyncpg#784)
-    asyncpg.InternalClientError,
-    asyncpg.exceptions.OperatorInterventionError,
-    RedisError,
-)
+def passing(error: BaseException) -> bool:
+    """The database or Redis is away: the mail stays where it is and is tried again."""
+    return isinstance(error, OSError | RedisError) or database_away(error)
 
 
 async def take(
@@ -54,7 +47,7 @@ async def take(
     mailbox (the webhook), the one the mail was written to is used, else the first.
 
     A mail that cannot be read or stored is quarantined, and intake goes on past it: one bad
-    mail never blocks a mailbox. Only an outage (PASSING_ERRORS) is raised, to try again.
+    mail never blocks a mailbox. Only an outage (`passing`) is raised, to try again.
     """
     try:
         parsed = await _parse(raw, conns.settings.max_attachment_bytes)
@@ -65,9 +58,9 @@ async def take(
         inbound = to_inbound(parsed, raw, mailbox)
         checkpoint = email_intake.checkpoint_to(mailbox.id, uidvalidity, uid) if mailbox else None
         return Taken(await ingest(conns, inbound, also=checkpoint))
-    except PASSING_ERRORS:
-        raise
     except Exception as error:  # a mail we cannot read or store: kept aside, never a blocker
+        if passing(error):
+            raise
         if not isinstance(error, EmailParseError):
             logger.exception("mail not stored; quarantined", extra={"uid": uid})
         reason = f"{type(error).__name__}: {error}"[:1000]

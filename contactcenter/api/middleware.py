@@ -7,14 +7,13 @@ import re
 import uuid
 from collections.abc import Awaitable, Callable
 
-import asyncpg
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 from aiohttp.web import BaseRequest, StreamResponse
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from contactcenter import logs
+from contactcenter import db, logs
 from contactcenter.api.errors import ApiError, error_response, status_of
 from contactcenter.api.keys import REQUEST_ID
 from contactcenter.domain.errors import DomainError
@@ -37,24 +36,11 @@ _HTTP_CODES = {
 
 # the database or Redis is away or restarting: the caller should come back, it did nothing
 # wrong (other errors stay 500s, which are bugs)
-_UNAVAILABLE = (
-    ConnectionError,
-    TimeoutError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.CannotConnectNowError,
-    asyncpg.ConnectionDoesNotExistError,
-    asyncpg.TooManyConnectionsError,
-    asyncpg.exceptions.OperatorInterventionError,  # "terminating connection": a restart
-    # a connection PostgreSQL ended under the request (a restart): asyncpg says "the underlying
-    # connection is closed" or "released back to the pool", or its protocol is left in a
-    # state it cannot leave (MagicStack/asyncpg#784); the pool replaces the connection
-    asyncpg.InterfaceError,
-    asyncpg.InternalClientError,
-    RedisConnectionError,
-    RedisTimeoutError,
-)
-# ... except bad input to a query, which asyncpg counts as an InterfaceError: our bug
-_NOT_UNAVAILABLE = (asyncpg.DataError,)
+_UNAVAILABLE = (ConnectionError, TimeoutError, RedisConnectionError, RedisTimeoutError)
+
+
+def _unavailable(error: Exception) -> bool:
+    return isinstance(error, _UNAVAILABLE) or db.database_away(error)
 
 
 @web.middleware
@@ -86,7 +72,7 @@ async def error_envelope(request: web.Request, handler: Handler) -> web.StreamRe
         code = _HTTP_CODES.get(error.status, "http_error")
         return error_response(error.status, code, error.reason, headers=_allow_header(error))
     except Exception as error:
-        if isinstance(error, _UNAVAILABLE) and not isinstance(error, _NOT_UNAVAILABLE):
+        if _unavailable(error):
             logger.warning("dependency unavailable", extra={"error": type(error).__name__})
             return error_response(
                 503,
